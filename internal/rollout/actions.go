@@ -1,0 +1,68 @@
+package rollout
+
+// Action is an output of Machine.Step, executed by the runner in order after
+// the new State has been persisted.
+type Action interface{ actionName() string }
+
+// SetWeights asks the TrafficRouter to route by Weights. The runner answers
+// with RouterApplied or RouterFailed.
+type SetWeights struct {
+	Weights Weights `json:"weights"`
+}
+
+// RegisterVersion tells the data plane (and health checker) about a version's
+// targets, before any traffic is sent to it.
+type RegisterVersion struct {
+	Version string   `json:"version"`
+	Targets []string `json:"targets"`
+}
+
+// RetireVersion tells the data plane a version is no longer kept: its
+// targets drain and stop being health-checked unless the spec lists them.
+type RetireVersion struct {
+	Version string `json:"version"`
+}
+
+// StartAnalysis asks the runner to evaluate the analysis checks of Canary
+// against Stable every interval and feed Verdict events.
+type StartAnalysis struct {
+	Canary string `json:"canary"`
+	Stable string `json:"stable"`
+}
+
+// StopAnalysis stops the analysis started by StartAnalysis.
+type StopAnalysis struct{}
+
+// Notify tells people (logs, SSE stream, webhooks) what happened.
+type Notify struct {
+	Kind    string  `json:"kind"`
+	Message string  `json:"message"`
+	Weights Weights `json:"weights,omitempty"`
+}
+
+// RecordHistory appends to the rollout's timeline in the store. The runner
+// persists it in the same transaction as the new State.
+type RecordHistory struct {
+	Entry HistoryEntry `json:"entry"`
+}
+
+// Finished reports that a rollout ended, with its result (for metrics such
+// as switchyard_rollouts_total and for `deploy --wait`).
+type Finished struct {
+	Rollout uint64 `json:"rollout"`
+	Version string `json:"version"`
+	Result  Result `json:"result"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (SetWeights) actionName() string      { return "set-weights" }
+func (RegisterVersion) actionName() string { return "register-version" }
+func (RetireVersion) actionName() string   { return "retire-version" }
+func (StartAnalysis) actionName() string   { return "start-analysis" }
+func (StopAnalysis) actionName() string    { return "stop-analysis" }
+func (Notify) actionName() string          { return "notify" }
+func (RecordHistory) actionName() string   { return "record-history" }
+func (Finished) actionName() string        { return "finished" }
+
+// ActionName is the short name of an action, for logs.
+func ActionName(a Action) string { return a.actionName() }

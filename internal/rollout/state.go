@@ -1,0 +1,95 @@
+package rollout
+
+import "time"
+
+// State is everything the machine knows about one service. It is a plain
+// value: the store serialises it as JSON, and restoring it and stepping again
+// gives the same result as never having stopped.
+type State struct {
+	Service string `json:"service"`
+	Phase   Phase  `json:"phase"`
+	// Stable is the version that takes traffic when no rollout runs.
+	Stable string `json:"stable"`
+	// Weights are the weights last asked of the router.
+	Weights Weights `json:"weights"`
+	// Versions holds the targets of every version the machine has been told
+	// about (from the spec and from Deploy events).
+	Versions map[string][]string `json:"versions,omitempty"`
+	// Health is the latest known health of each version.
+	Health map[string]VersionHealth `json:"health,omitempty"`
+	// Rollout is the rollout in progress, or nil.
+	Rollout *Run `json:"rollout,omitempty"`
+	// Last is the most recent finished rollout, kept for status, retry and rollback.
+	Last *Run `json:"last,omitempty"`
+	// Previous is the version replaced by the last promotion, still routable
+	// (for an instant rollback) until PreviousUntil.
+	Previous      string    `json:"previous,omitempty"`
+	PreviousUntil time.Time `json:"previousUntil,omitempty"`
+	// NextRollout numbers rollouts; IDs are never reused.
+	NextRollout uint64 `json:"nextRollout"`
+	// RouterError is the last router failure, cleared on RouterApplied.
+	RouterError string `json:"routerError,omitempty"`
+}
+
+// VersionHealth counts a version's healthy targets.
+type VersionHealth struct {
+	Healthy int `json:"healthy"`
+	Total   int `json:"total"`
+}
+
+// Run is one rollout: the new version, its compiled steps and its progress.
+type Run struct {
+	ID       uint64       `json:"id"`
+	Version  string       `json:"version"`
+	From     string       `json:"from"` // the stable version when it started
+	Strategy StrategyKind `json:"strategy"`
+	By       string       `json:"by,omitempty"`
+	// Steps are compiled when the rollout starts, so a later config change
+	// cannot alter a rollout in flight and a restore replays the same plan.
+	Steps     []Step    `json:"steps"`
+	StepIndex int       `json:"stepIndex"`
+	StartedAt time.Time `json:"startedAt"`
+	// StepStartedAt is when the current step began.
+	StepStartedAt time.Time `json:"stepStartedAt"`
+	// Deadline is when the rollout is rolled back if the new version has not
+	// become healthy (progressDeadline).
+	Deadline time.Time `json:"deadline,omitempty"`
+	// Paused is set by a Pause command; PausedAt is when.
+	Paused   bool      `json:"paused,omitempty"`
+	PausedAt time.Time `json:"pausedAt,omitempty"`
+	// FailedChecks counts failed verdicts; Threshold failed checks roll back.
+	FailedChecks int                      `json:"failedChecks"`
+	Threshold    int                      `json:"threshold"`
+	Verdicts     map[string]VerdictRecord `json:"verdicts,omitempty"`
+	Analysis     bool                     `json:"analysis,omitempty"`
+	// Result and Reason are set when the rollout ends.
+	Result     Result    `json:"result,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	FinishedAt time.Time `json:"finishedAt,omitempty"`
+}
+
+// StepKind names a compiled step.
+type StepKind string
+
+// Step kinds. Every strategy compiles to a list of these.
+const (
+	// StepHealthGate waits until every target of the new version is healthy.
+	StepHealthGate StepKind = "HealthGate"
+	// StepSetWeight sends Weight percent to the new version.
+	StepSetWeight StepKind = "SetWeight"
+	// StepPause waits Duration, or for Promote when Duration is zero.
+	StepPause StepKind = "Pause"
+	// StepGate waits for Promote (blue-green manual approval).
+	StepGate StepKind = "Gate"
+	// StepSwitch sends 100% to the new version atomically.
+	StepSwitch StepKind = "Switch"
+	// StepBake watches the new version at 100% for Duration; failed analysis switches back.
+	StepBake StepKind = "Bake"
+)
+
+// Step is one compiled step.
+type Step struct {
+	Kind     StepKind      `json:"kind"`
+	Weight   int           `json:"weight,omitempty"`
+	Duration time.Duration `json:"duration,omitempty"`
+}
