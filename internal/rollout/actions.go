@@ -4,10 +4,10 @@ package rollout
 // the new State has been persisted.
 type Action interface{ actionName() string }
 
-// SetWeights asks the TrafficRouter to route by Weights. The runner answers
-// with RouterApplied or RouterFailed.
+// SetWeights asks the TrafficRouter to put Routing in force. The runner
+// answers with RouterApplied or RouterFailed.
 type SetWeights struct {
-	Weights Weights `json:"weights"`
+	Routing Routing `json:"routing"`
 }
 
 // RegisterVersion tells the data plane (and health checker) about a version's

@@ -44,9 +44,18 @@ const (
 // Weights maps version name to percent of traffic. Entries sum to 100.
 type Weights map[string]int
 
+// Routing is what a TrafficRouter is asked to put in force: the weights and
+// which version plays which role (routing rules such as `x-canary: true`
+// reach the canary even while its weight is 0, e.g. in a blue-green preview).
+type Routing struct {
+	Stable  string  `json:"stable"`
+	Canary  string  `json:"canary,omitempty"`
+	Weights Weights `json:"weights"`
+}
+
 // TrafficRouter moves traffic: the built-in proxy, nginx or Kubernetes.
 type TrafficRouter interface {
-	SetWeights(ctx context.Context, service string, w Weights) error
+	Route(ctx context.Context, service string, r Routing) error
 }
 
 // VerdictResult is the outcome of one analysis check.
