@@ -1,0 +1,104 @@
+package spec
+
+import "time"
+
+// Defaults applied by Service.Default. Docs and tests read these constants,
+// so the documented value and the applied value cannot drift apart.
+const (
+	DefaultHealthPath               = "/"
+	DefaultHealthInterval           = 2 * time.Second
+	DefaultHealthTimeout            = 1 * time.Second
+	DefaultHealthyThreshold         = 2
+	DefaultUnhealthyThreshold       = 2
+	DefaultPassiveFailures          = 5
+	DefaultPassiveBackoff           = 30 * time.Second
+	DefaultProgressDeadline         = 10 * time.Minute
+	DefaultAnalysisInterval         = 1 * time.Minute
+	DefaultAnalysisThreshold        = 5
+	DefaultAutoPromote              = true
+	DefaultScaleDownDelay           = 10 * time.Minute
+	DefaultMaxWeight                = 50
+	DefaultCanaryInterval           = 1 * time.Minute
+	DefaultStickyTTL                = 24 * time.Hour
+	DefaultDrainTimeout             = 30 * time.Second
+	DefaultReadHeaderTimeout        = 10 * time.Second
+	DefaultIdleTimeout              = 90 * time.Second
+	DefaultReadTimeout              = 60 * time.Second
+	DefaultUpstreamTimeout          = 0 * time.Second // none: streams may run for ever
+	DefaultMaxHeaderBytes           = 65536
+	DefaultMaxBodyBytes       int64 = 0 // unlimited
+	DefaultRetries                  = 2
+)
+
+// Default fills every unset field with its default, in place. It is the one
+// place defaults live; it is idempotent and never overrides a set value.
+// A spec without a strategy gets a blue-green strategy with autoPromote.
+func (s *Service) Default() {
+	sp := &s.Spec
+
+	hc := &sp.HealthCheck
+	setString(&hc.Path, DefaultHealthPath)
+	setDuration(&hc.Interval, DefaultHealthInterval)
+	setDuration(&hc.Timeout, DefaultHealthTimeout)
+	setInt(&hc.HealthyThreshold, DefaultHealthyThreshold)
+	setInt(&hc.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	setInt(&hc.Passive.ConsecutiveFailures, DefaultPassiveFailures)
+	setDuration(&hc.Passive.Backoff, DefaultPassiveBackoff)
+
+	if st := sp.Routing.StickySessions; st != nil {
+		setDuration(&st.TTL, DefaultStickyTTL)
+	}
+
+	if sp.Strategy.Canary == nil && sp.Strategy.BlueGreen == nil {
+		sp.Strategy.BlueGreen = &BlueGreen{}
+	}
+	if bg := sp.Strategy.BlueGreen; bg != nil {
+		if bg.AutoPromote == nil {
+			v := DefaultAutoPromote
+			bg.AutoPromote = &v
+		}
+		setDuration(&bg.ScaleDownDelay, DefaultScaleDownDelay)
+	}
+	if c := sp.Strategy.Canary; c != nil && (c.StepWeight != 0 || len(c.StepWeights) > 0) {
+		if c.StepWeight != 0 {
+			setInt(&c.MaxWeight, DefaultMaxWeight)
+		}
+		setDuration(&c.Interval, DefaultCanaryInterval)
+	}
+
+	if a := sp.Analysis; a != nil {
+		setDuration(&a.Interval, DefaultAnalysisInterval)
+		setInt(&a.Threshold, DefaultAnalysisThreshold)
+	}
+
+	setDuration(&sp.ProgressDeadline, DefaultProgressDeadline)
+
+	p := &sp.Proxy
+	setDuration(&p.DrainTimeout, DefaultDrainTimeout)
+	setDuration(&p.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDuration(&p.IdleTimeout, DefaultIdleTimeout)
+	setDuration(&p.ReadTimeout, DefaultReadTimeout)
+	setInt(&p.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	if p.Retries == nil {
+		r := DefaultRetries
+		p.Retries = &r
+	}
+}
+
+func setString(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDuration(p *Duration, v time.Duration) {
+	if p.Duration == 0 {
+		p.Duration = v
+	}
+}
