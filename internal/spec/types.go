@@ -28,6 +28,11 @@ type Service struct {
 	Line int `json:"-"`
 	// File is the file the service was read from, if any.
 	File string `json:"-"`
+
+	// positions maps field paths ("spec.versions[0].name") to where they
+	// were written, so Validate can name the line of a bad field. It is
+	// filled by Decode and is empty for services built in code.
+	positions map[string]position
 }
 
 // Metadata names a service.

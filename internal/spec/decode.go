@@ -1,0 +1,443 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// Decode strictly decodes every YAML document in data (documents separated
+// by "---") into a Service, recording each service's File, Line and the
+// position of each field for Validate. Unknown, misspelled, wrongly-cased
+// and duplicate keys, and malformed durations, are errors naming
+// file:line:column; every such problem in the buffer is returned, joined.
+// Decode neither defaults nor validates: see Parse and LoadFiles.
+func Decode(file string, data []byte) ([]*Service, error) {
+	var docs []*ast.DocumentNode
+	var errs []error
+	for _, chunk := range splitDocuments(data) {
+		f, err := parser.ParseBytes(chunk, 0)
+		if err != nil {
+			// A syntax error (this includes a duplicate key) stops the
+			// parser; the other documents are still checked.
+			errs = append(errs, yamlError(file, "", nil, err))
+			continue
+		}
+		docs = append(docs, f.Docs...)
+	}
+	var svcs []*Service
+	for _, doc := range docs {
+		body := unwrap(doc.Body)
+		if body == nil || body.Type() == ast.NullType || body.Type() == ast.CommentType {
+			continue // an empty document, e.g. after a trailing "---"
+		}
+		start := tokenPos(body.GetToken())
+		if m, ok := body.(*ast.MappingNode); ok && len(m.Values) > 0 {
+			start = tokenPos(m.Values[0].Key.GetToken())
+		}
+		w := &walker{
+			file:      file,
+			service:   lookupString(body, "metadata", "name"),
+			positions: map[string]position{"": start},
+		}
+		w.walk(body, reflect.TypeFor[Service](), "")
+		if len(w.errs) > 0 {
+			errs = append(errs, w.errs...)
+			continue
+		}
+		svc := &Service{}
+		if err := yaml.NodeToValue(body, svc, yaml.Strict(), yaml.UseJSONUnmarshaler()); err != nil {
+			errs = append(errs, yamlError(file, w.service, w.positions, err))
+			continue
+		}
+		svc.File = file
+		svc.Line = start.Line
+		svc.positions = w.positions
+		svcs = append(svcs, svc)
+	}
+	return svcs, errors.Join(errs...)
+}
+
+// Parse decodes, defaults and validates the services in one buffer (a file
+// or an admin API request body), including the checks across services.
+func Parse(file string, data []byte) ([]*Service, error) {
+	svcs, err := Decode(file, data)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range svcs {
+		s.Default()
+	}
+	if err := ValidateAll(svcs); err != nil {
+		return nil, err
+	}
+	return svcs, nil
+}
+
+// LoadFiles reads, decodes, defaults and validates every file, including
+// the checks across all their services (unique names, unique listen
+// addresses). It returns every problem in every file at once, and no
+// services when there is any problem.
+func LoadFiles(paths ...string) ([]*Service, error) {
+	var all []*Service
+	var errs []error
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read service file: %w", err))
+			continue
+		}
+		svcs, err := Decode(p, data)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		all = append(all, svcs...)
+	}
+	for _, s := range all {
+		s.Default()
+	}
+	// Validate what did decode even when another document did not, so the
+	// user sees every problem in one run.
+	if err := ValidateAll(all); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, &FieldError{File: strings.Join(paths, ", "), Want: "no services found; a file needs at least one document with apiVersion, kind: Service, metadata and spec"}
+	}
+	return all, nil
+}
+
+// splitDocuments splits a YAML stream at its "---" document markers and
+// parses nothing itself. go-yaml v1.19.2 silently drops every document after
+// an empty or comment-only one (goccy/go-yaml#765, #870), so Decode parses
+// each document on its own. Each chunk is prefixed with as many newlines as
+// lines precede it, so positions still refer to the whole file. A marker is
+// "---" at the start of a line followed by a blank or the line's end; YAML
+// forbids that sequence inside scalars, so the split is exact.
+func splitDocuments(data []byte) [][]byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	var chunks [][]byte
+	start := 0
+	flush := func(end int) {
+		var b bytes.Buffer
+		b.Write(bytes.Repeat([]byte("\n"), start))
+		for _, l := range lines[start:end] {
+			b.Write(l)
+		}
+		chunks = append(chunks, b.Bytes())
+	}
+	for i, l := range lines {
+		if i > start && isDocumentMarker(l) {
+			flush(i)
+			start = i
+		}
+	}
+	flush(len(lines))
+	return chunks
+}
+
+func isDocumentMarker(line []byte) bool {
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
+	return ok && (len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\n' || rest[0] == '\r')
+}
+
+// walker checks a document's AST against the Go types before decoding: it
+// reports every unknown key (with a suggestion) and every malformed
+// duration with its position, which the decoder alone would not (it stops
+// at the first problem, and duration errors carry no position), and it
+// records the position of every field.
+type walker struct {
+	file      string
+	service   string
+	positions map[string]position
+	errs      []error
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+func (w *walker) fail(pos position, path, value, want string) {
+	w.errs = append(w.errs, &FieldError{File: w.file, Line: pos.Line, Column: pos.Column,
+		Service: w.service, Path: path, Value: value, Want: want})
+}
+
+func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
+	n = unwrap(n)
+	if n == nil || n.Type() == ast.NullType || n.Type() == ast.AliasType {
+		return // nothing to check; the decoder resolves aliases
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	pos := tokenPos(n.GetToken())
+	if _, seen := w.positions[path]; !seen {
+		w.positions[path] = pos
+	}
+	switch {
+	case t == durationType:
+		s, ok := n.(*ast.StringNode)
+		if !ok {
+			w.fail(pos, path, n.GetToken().Value, `must be a duration with a unit, like "500ms", "30s", "1m" or "2h45m"`)
+			return
+		}
+		if s.Value == "" {
+			return
+		}
+		if _, err := time.ParseDuration(s.Value); err != nil {
+			w.fail(pos, path, quote(s.Value), `must be a duration like "500ms", "30s", "1m" or "2h45m"`)
+		}
+	case t.Kind() == reflect.Struct:
+		m, ok := n.(*ast.MappingNode)
+		if !ok {
+			w.fail(pos, path, nodeValue(n), "must be a mapping (key: value)")
+			return
+		}
+		fields := jsonFields(t)
+		for _, mv := range m.Values {
+			if mv.Key.IsMergeKey() {
+				continue // "<<: *anchor"; the decoder checks the merged keys
+			}
+			name := keyString(mv.Key)
+			kpos := tokenPos(mv.Key.GetToken())
+			child := join(path, name)
+			f, ok := fields[name]
+			if !ok {
+				w.fail(kpos, child, "", "unknown field; "+suggest(name, fields))
+				continue
+			}
+			w.positions[child] = kpos
+			w.walk(mv.Value, f.Type, child)
+		}
+	case t.Kind() == reflect.Map:
+		m, ok := n.(*ast.MappingNode)
+		if !ok {
+			w.fail(pos, path, nodeValue(n), "must be a mapping (key: value)")
+			return
+		}
+		for _, mv := range m.Values {
+			child := join(path, keyString(mv.Key))
+			w.positions[child] = tokenPos(mv.Key.GetToken())
+			w.walk(mv.Value, t.Elem(), child)
+		}
+	case t.Kind() == reflect.Slice:
+		s, ok := n.(*ast.SequenceNode)
+		if !ok {
+			w.fail(pos, path, nodeValue(n), "must be a list")
+			return
+		}
+		for i, v := range s.Values {
+			child := path + "[" + strconv.Itoa(i) + "]"
+			if v != nil {
+				w.positions[child] = tokenPos(v.GetToken())
+			}
+			w.walk(v, t.Elem(), child)
+		}
+	}
+	// Scalars are left to the decoder, whose type errors carry a position.
+}
+
+// jsonFields maps the JSON names of t's exported fields to the fields.
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f
+	}
+	return out
+}
+
+// suggest proposes the known field closest to an unknown key.
+func suggest(name string, fields map[string]reflect.StructField) string {
+	known := make([]string, 0, len(fields))
+	for k := range fields {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			return fmt.Sprintf("did you mean %q? (keys are case-sensitive)", k)
+		}
+	}
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := levenshtein(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("did you mean %q?", best)
+	}
+	return "valid fields here are " + strings.Join(known, ", ")
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// unwrap looks through anchors and tags to the node that holds the value.
+func unwrap(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		case *ast.DocumentNode:
+			n = v.Body
+		default:
+			return n
+		}
+	}
+}
+
+func keyString(k ast.MapKeyNode) string {
+	if s, ok := k.(ast.ScalarNode); ok {
+		return fmt.Sprint(s.GetValue())
+	}
+	return k.GetToken().Value
+}
+
+func nodeValue(n ast.Node) string {
+	switch v := n.(type) {
+	case *ast.StringNode:
+		return quote(v.Value)
+	case *ast.MappingNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	default:
+		return n.GetToken().Value
+	}
+}
+
+func tokenPos(t *token.Token) position {
+	if t == nil || t.Position == nil {
+		return position{}
+	}
+	return position{Line: t.Position.Line, Column: t.Position.Column}
+}
+
+// lookupString returns the string at a key path of a mapping, or "".
+func lookupString(n ast.Node, keys ...string) string {
+	for _, k := range keys {
+		m, ok := unwrap(n).(*ast.MappingNode)
+		if !ok {
+			return ""
+		}
+		n = nil
+		for _, mv := range m.Values {
+			if keyString(mv.Key) == k {
+				n = mv.Value
+				break
+			}
+		}
+		if n == nil {
+			return ""
+		}
+	}
+	if s, ok := unwrap(n).(*ast.StringNode); ok {
+		return s.Value
+	}
+	return ""
+}
+
+// yamlError turns a go-yaml error into a *FieldError with its position and,
+// when positions are known, the field path at that position.
+func yamlError(file, service string, positions map[string]position, err error) error {
+	var ye yaml.Error
+	if !errors.As(err, &ye) {
+		return &FieldError{File: file, Service: service, Want: err.Error()}
+	}
+	pos := tokenPos(ye.GetToken())
+	fe := &FieldError{File: file, Line: pos.Line, Column: pos.Column, Service: service, Want: ye.GetMessage()}
+	fe.Path = pathAt(positions, pos.Line)
+	var te *yaml.TypeError
+	if errors.As(err, &te) && fe.Path != "" {
+		fe.Value = quote(ye.GetToken().Value)
+		if ye.GetToken().Type != token.StringType && ye.GetToken().Type != token.DoubleQuoteType && ye.GetToken().Type != token.SingleQuoteType {
+			fe.Value = ye.GetToken().Value
+		}
+		fe.Want = "must be " + kindName(te.DstType)
+	}
+	return fe
+}
+
+// pathAt finds the deepest recorded field path on a line.
+func pathAt(positions map[string]position, line int) string {
+	best := ""
+	for p, pos := range positions {
+		if pos.Line == line && len(p) > len(best) {
+			best = p
+		}
+	}
+	return best
+}
+
+func kindName(t reflect.Type) string {
+	if t == nil {
+		return "of another type"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a mapping (key: value)"
+	default:
+		return "a " + t.String()
+	}
+}

@@ -1,0 +1,538 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Known metric names for Metric.Name.
+const (
+	// MetricRequestSuccessRate is the percentage (0-100) of requests that
+	// did not fail with a 5xx status or a connection error.
+	MetricRequestSuccessRate = "request-success-rate"
+	// MetricRequestDuration is the 99th percentile request duration in milliseconds.
+	MetricRequestDuration = "request-duration"
+)
+
+// Rule destinations for Rule.To.
+const (
+	RoleCanary = "canary"
+	RoleStable = "stable"
+)
+
+var (
+	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	versionName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+	hostName     = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`)
+)
+
+// Validate checks a defaulted service and returns every problem at once,
+// joined with errors.Join; each is a *FieldError naming the field path, the
+// bad value, what would be valid and, for a decoded service, its line.
+// Run Default first: Validate treats unset defaults (zero thresholds, zero
+// intervals) as errors.
+func (s *Service) Validate() error {
+	v := &validator{s: s}
+	v.service()
+	return errors.Join(v.errs...)
+}
+
+// ValidateAll validates every service and the rules that span services:
+// names are unique and no two services listen on the same address.
+func ValidateAll(svcs []*Service) error {
+	var errs []error
+	names := map[string]*Service{}
+	type listener struct {
+		svc  *Service
+		host string
+	}
+	ports := map[string][]listener{}
+	for _, s := range svcs {
+		if err := s.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if n := s.Metadata.Name; n != "" {
+			if prev, ok := names[n]; ok {
+				errs = append(errs, s.fieldError("metadata.name", quote(n),
+					"must be unique; a service of that name is already defined at "+prev.where()))
+			} else {
+				names[n] = s
+			}
+		}
+		host, port, err := net.SplitHostPort(s.Spec.Listen)
+		if err != nil || port == "0" || port == "" {
+			continue
+		}
+		for _, l := range ports[port] {
+			if host == l.host || isWildcard(host) || isWildcard(l.host) {
+				errs = append(errs, s.fieldError("spec.listen", quote(s.Spec.Listen),
+					fmt.Sprintf("must differ from the listen address %q of service %q (%s)",
+						l.svc.Spec.Listen, l.svc.Metadata.Name, l.svc.where())))
+				break
+			}
+		}
+		ports[port] = append(ports[port], listener{s, host})
+	}
+	return errors.Join(errs...)
+}
+
+func isWildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::" || host == "[::]"
+}
+
+// where names a service's place for messages: "web.yaml:3" or its name.
+func (s *Service) where() string {
+	switch {
+	case s.File != "" && s.Line > 0:
+		return s.File + ":" + strconv.Itoa(s.Line)
+	case s.File != "":
+		return s.File
+	default:
+		return fmt.Sprintf("service %q", s.Metadata.Name)
+	}
+}
+
+// fieldError builds a FieldError for a path, placed at the line where the
+// path (or its nearest written parent) appears in the file.
+func (s *Service) fieldError(path, value, want string) *FieldError {
+	pos := s.positionOf(path)
+	return &FieldError{File: s.File, Line: pos.Line, Service: s.Metadata.Name,
+		Path: path, Value: value, Want: want}
+}
+
+// positionOf finds where a field path was written, falling back to its
+// parents and then to the document's first line.
+func (s *Service) positionOf(path string) position {
+	for p := path; p != ""; p = parentPath(p) {
+		if pos, ok := s.positions[p]; ok {
+			return pos
+		}
+	}
+	return position{Line: s.Line}
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+type validator struct {
+	s    *Service
+	errs []error
+}
+
+func (v *validator) add(path, value, want string) {
+	v.errs = append(v.errs, v.s.fieldError(path, value, want))
+}
+
+func durStr(d Duration) string { return d.Duration.String() }
+
+// nonNegative reports a negative duration.
+func (v *validator) nonNegative(path string, d Duration) {
+	if d.Duration < 0 {
+		v.add(path, durStr(d), "must not be negative")
+	}
+}
+
+// positive reports a duration that is not above zero.
+func (v *validator) positive(path string, d Duration) {
+	if d.Duration <= 0 {
+		v.add(path, durStr(d), "must be greater than 0, like \"30s\"")
+	}
+}
+
+func (v *validator) service() {
+	s := v.s
+	if s.APIVersion != APIVersion {
+		v.add("apiVersion", quote(s.APIVersion), fmt.Sprintf("must be %q", APIVersion))
+	}
+	if s.Kind != KindService {
+		v.add("kind", quote(s.Kind), fmt.Sprintf("must be %q", KindService))
+	}
+	switch n := s.Metadata.Name; {
+	case n == "":
+		v.add("metadata.name", "", "is required; a DNS-1123 label like \"web\"")
+	case len(n) > 63 || !dns1123Label.MatchString(n):
+		v.add("metadata.name", quote(n), "must be a DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit")
+	}
+	sp := &s.Spec
+	if sp.Listen != "" {
+		if want := checkHostPort(sp.Listen, true); want != "" {
+			v.add("spec.listen", quote(sp.Listen), want)
+		}
+	}
+	if sp.TLS != nil {
+		if sp.TLS.CertFile == "" {
+			v.add("spec.tls.certFile", "", "is required when tls is set")
+		}
+		if sp.TLS.KeyFile == "" {
+			v.add("spec.tls.keyFile", "", "is required when tls is set")
+		}
+	}
+	v.versions()
+	v.healthCheck()
+	v.routing()
+	v.strategy()
+	v.analysis()
+	v.positive("spec.progressDeadline", sp.ProgressDeadline)
+	v.proxy()
+}
+
+func (v *validator) versions() {
+	sp := &v.s.Spec
+	if len(sp.Versions) == 0 {
+		v.add("spec.versions", "", "needs at least one version with a name and targets")
+	}
+	names := map[string]int{}
+	targets := map[string]string{}
+	for i, ver := range sp.Versions {
+		p := fmt.Sprintf("spec.versions[%d]", i)
+		switch {
+		case ver.Name == "":
+			v.add(p+".name", "", "is required, like \"blue\" or \"v1-2\"")
+		case len(ver.Name) > 63 || !versionName.MatchString(ver.Name):
+			v.add(p+".name", quote(ver.Name), "must be at most 63 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit")
+		default:
+			if j, dup := names[ver.Name]; dup {
+				v.add(p+".name", quote(ver.Name), fmt.Sprintf("must be unique; spec.versions[%d] has the same name", j))
+			} else {
+				names[ver.Name] = i
+			}
+		}
+		if len(ver.Targets) == 0 {
+			v.add(p+".targets", "", "needs at least one target host:port")
+		}
+		for j, t := range ver.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", p, j)
+			if want := checkHostPort(t, false); want != "" {
+				v.add(tp, quote(t), want)
+				continue
+			}
+			if other, dup := targets[t]; dup {
+				v.add(tp, quote(t), "must appear in only one version; it is already a target of "+other)
+				continue
+			}
+			targets[t] = fmt.Sprintf("version %q", ver.Name)
+		}
+	}
+	switch {
+	case sp.Stable == "":
+		v.add("spec.stable", "", "is required; must name one of spec.versions"+knownNames(sp.Versions))
+	case len(sp.Versions) > 0:
+		if _, ok := names[sp.Stable]; !ok {
+			v.add("spec.stable", quote(sp.Stable), "must name one of spec.versions"+knownNames(sp.Versions))
+		}
+	}
+}
+
+func knownNames(vs []Version) string {
+	var names []string
+	for _, v := range vs {
+		if v.Name != "" {
+			names = append(names, strconv.Quote(v.Name))
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(names, ", ")
+}
+
+// checkHostPort returns what is wrong with a host:port, or "".
+// A listen address may leave the host empty (all interfaces) and use port 0
+// (any free port); a target may not.
+func checkHostPort(s string, listen bool) string {
+	want := "must be host:port, like \"127.0.0.1:9001\" or \"app.internal:8080\""
+	if listen {
+		want = "must be host:port or :port, like \"127.0.0.1:8080\" or \":8080\""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return want
+	}
+	n, err := strconv.Atoi(port)
+	minPort := 1
+	if listen {
+		minPort = 0
+	}
+	if err != nil || n < minPort || n > 65535 {
+		return fmt.Sprintf("%s; port must be %d-65535", want, minPort)
+	}
+	if host == "" {
+		if listen {
+			return ""
+		}
+		return want
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if len(host) > 253 || !hostName.MatchString(host) {
+		return want + "; the host is neither an IP address nor a host name"
+	}
+	return ""
+}
+
+func (v *validator) healthCheck() {
+	hc := &v.s.Spec.HealthCheck
+	const p = "spec.healthCheck"
+	if !strings.HasPrefix(hc.Path, "/") {
+		v.add(p+".path", quote(hc.Path), "must start with \"/\", like \"/health\"")
+	}
+	v.positive(p+".interval", hc.Interval)
+	v.positive(p+".timeout", hc.Timeout)
+	if hc.Timeout.Duration > 0 && hc.Interval.Duration > 0 && hc.Timeout.Duration >= hc.Interval.Duration {
+		v.add(p+".timeout", durStr(hc.Timeout), "must be less than interval ("+durStr(hc.Interval)+")")
+	}
+	if hc.HealthyThreshold < 1 {
+		v.add(p+".healthyThreshold", strconv.Itoa(hc.HealthyThreshold), "must be at least 1")
+	}
+	if hc.UnhealthyThreshold < 1 {
+		v.add(p+".unhealthyThreshold", strconv.Itoa(hc.UnhealthyThreshold), "must be at least 1")
+	}
+	for i, c := range hc.ExpectedStatus {
+		if c < 100 || c > 599 {
+			v.add(fmt.Sprintf("%s.expectedStatus[%d]", p, i), strconv.Itoa(c), "must be an HTTP status code 100-599")
+		}
+	}
+	if hc.Passive.ConsecutiveFailures < 1 {
+		v.add(p+".passive.consecutiveFailures", strconv.Itoa(hc.Passive.ConsecutiveFailures), "must be at least 1")
+	}
+	v.nonNegative(p+".passive.backoff", hc.Passive.Backoff)
+}
+
+// isToken reports whether s is an RFC 9110 token: a valid header or cookie name.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+const tokenWant = "must be a non-empty token: letters, digits and !#$%&'*+-.^_`|~"
+
+func (v *validator) routing() {
+	r := &v.s.Spec.Routing
+	for i, rule := range r.Rules {
+		p := fmt.Sprintf("spec.routing.rules[%d]", i)
+		switch {
+		case rule.Header == nil && rule.Cookie == nil:
+			v.add(p, "", "needs exactly one of header or cookie")
+		case rule.Header != nil && rule.Cookie != nil:
+			v.add(p+".cookie", "", "must not be set together with header; use one rule for each")
+		case rule.Header != nil:
+			if !isToken(rule.Header.Name) {
+				v.add(p+".header.name", quote(rule.Header.Name), tokenWant)
+			}
+		case rule.Cookie != nil:
+			if !isToken(rule.Cookie.Name) {
+				v.add(p+".cookie.name", quote(rule.Cookie.Name), tokenWant)
+			}
+		}
+		if rule.To != RoleCanary && rule.To != RoleStable {
+			v.add(p+".to", quote(rule.To), `must be "canary" or "stable"`)
+		}
+	}
+	if st := r.StickySessions; st != nil {
+		if !isToken(st.Cookie) {
+			v.add("spec.routing.stickySessions.cookie", quote(st.Cookie), tokenWant)
+		}
+		v.nonNegative("spec.routing.stickySessions.ttl", st.TTL)
+	}
+	for i, src := range r.TrustedSources {
+		if _, err := netip.ParsePrefix(src); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(src); err == nil {
+			continue
+		}
+		v.add(fmt.Sprintf("spec.routing.trustedSources[%d]", i), quote(src),
+			`must be a CIDR like "10.0.0.0/8" or "2001:db8::/32", or an IP address`)
+	}
+}
+
+func (v *validator) strategy() {
+	st := &v.s.Spec.Strategy
+	if st.Canary != nil && st.BlueGreen != nil {
+		v.add("spec.strategy", "", "must set only one of canary or blueGreen")
+	}
+	if bg := st.BlueGreen; bg != nil {
+		const p = "spec.strategy.blueGreen"
+		v.nonNegative(p+".previewDuration", bg.PreviewDuration)
+		v.nonNegative(p+".bakeDuration", bg.BakeDuration)
+		v.nonNegative(p+".scaleDownDelay", bg.ScaleDownDelay)
+	}
+	if c := st.Canary; c != nil {
+		v.canary(c)
+	}
+}
+
+func (v *validator) canary(c *Canary) {
+	const p = "spec.strategy.canary"
+	flagger := c.StepWeight != 0 || len(c.StepWeights) > 0
+	var forms []string
+	if len(c.Steps) > 0 {
+		forms = append(forms, "steps")
+	}
+	if c.Preset != "" {
+		forms = append(forms, "preset")
+	}
+	if flagger {
+		forms = append(forms, "stepWeight/stepWeights")
+	}
+	switch len(forms) {
+	case 0:
+		v.add(p, "", "needs one of steps, preset, or stepWeight/stepWeights (with maxWeight and interval)")
+	case 1:
+	default:
+		v.add(p, "", "must use only one of steps, preset or stepWeight/stepWeights; found "+strings.Join(forms, " and "))
+	}
+	for i, s := range c.Steps {
+		sp := fmt.Sprintf("%s.steps[%d]", p, i)
+		switch {
+		case s.SetWeight == nil && s.Pause == nil:
+			v.add(sp, "", "needs exactly one of setWeight or pause")
+		case s.SetWeight != nil && s.Pause != nil:
+			v.add(sp, "", "must set only one of setWeight or pause; use two steps")
+		case s.SetWeight != nil:
+			if w := *s.SetWeight; w < 0 || w > 100 {
+				v.add(sp+".setWeight", strconv.Itoa(w), "must be 0-100")
+			}
+		default:
+			v.nonNegative(sp+".pause.duration", s.Pause.Duration)
+		}
+	}
+	if c.Preset != "" {
+		if _, err := ParsePreset(c.Preset); err != nil {
+			v.add(p+".preset", quote(c.Preset), "must be "+PresetWant)
+		}
+	}
+	if c.StepWeight != 0 && len(c.StepWeights) > 0 {
+		v.add(p+".stepWeights", "", "must not be set together with stepWeight")
+	}
+	if c.StepWeight != 0 && (c.StepWeight < 1 || c.StepWeight > 99) {
+		v.add(p+".stepWeight", strconv.Itoa(c.StepWeight), "must be 1-99")
+	}
+	if c.MaxWeight != 0 {
+		switch {
+		case c.StepWeight == 0:
+			v.add(p+".maxWeight", strconv.Itoa(c.MaxWeight), "is only used with stepWeight")
+		case c.MaxWeight < 1 || c.MaxWeight > 100:
+			v.add(p+".maxWeight", strconv.Itoa(c.MaxWeight), "must be 1-100")
+		case c.MaxWeight < c.StepWeight:
+			v.add(p+".maxWeight", strconv.Itoa(c.MaxWeight), fmt.Sprintf("must be at least stepWeight (%d)", c.StepWeight))
+		}
+	}
+	for i, w := range c.StepWeights {
+		wp := fmt.Sprintf("%s.stepWeights[%d]", p, i)
+		switch {
+		case w < 1 || w > 99:
+			v.add(wp, strconv.Itoa(w), "must be 1-99")
+		case i > 0 && w <= c.StepWeights[i-1]:
+			v.add(wp, strconv.Itoa(w), fmt.Sprintf("must be greater than the weight before it (%d); stepWeights increase strictly", c.StepWeights[i-1]))
+		}
+	}
+	if c.Interval.Duration != 0 && !flagger {
+		v.add(p+".interval", durStr(c.Interval), "is only used with stepWeight or stepWeights")
+	} else if flagger {
+		v.positive(p+".interval", c.Interval)
+	}
+}
+
+func (v *validator) analysis() {
+	a := v.s.Spec.Analysis
+	if a == nil {
+		return
+	}
+	const p = "spec.analysis"
+	v.positive(p+".interval", a.Interval)
+	if a.Threshold < 1 {
+		v.add(p+".threshold", strconv.Itoa(a.Threshold), "must be at least 1")
+	}
+	if len(a.Metrics) == 0 {
+		v.add(p+".metrics", "", fmt.Sprintf("needs at least one metric (%s or %s)", MetricRequestSuccessRate, MetricRequestDuration))
+	}
+	seen := map[string]int{}
+	for i, m := range a.Metrics {
+		mp := fmt.Sprintf("%s.metrics[%d]", p, i)
+		switch m.Name {
+		case MetricRequestSuccessRate, MetricRequestDuration:
+			if j, dup := seen[m.Name]; dup {
+				v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be unique; metrics[%d] has the same name", j))
+			}
+			seen[m.Name] = i
+		default:
+			v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be %q or %q", MetricRequestSuccessRate, MetricRequestDuration))
+		}
+		v.nonNegative(mp+".interval", m.Interval)
+		tr := m.ThresholdRange
+		rp := mp + ".thresholdRange"
+		if tr.Min == nil && tr.Max == nil {
+			v.add(rp, "", "needs min or max (or both)")
+			continue
+		}
+		if tr.Min != nil && tr.Max != nil && *tr.Min > *tr.Max {
+			v.add(rp+".min", fmtFloat(*tr.Min), fmt.Sprintf("must not be greater than max (%s)", fmtFloat(*tr.Max)))
+		}
+		lo, hi, unit := 0.0, -1.0, "milliseconds"
+		if m.Name == MetricRequestSuccessRate {
+			hi, unit = 100, "a percentage"
+		}
+		for _, b := range []struct {
+			name string
+			v    *float64
+		}{{"min", tr.Min}, {"max", tr.Max}} {
+			if b.v == nil {
+				continue
+			}
+			if *b.v < lo || (hi >= lo && *b.v > hi) {
+				want := "must be 0 or more (" + unit + ")"
+				if hi >= lo {
+					want = "must be 0-100 (" + unit + ")"
+				}
+				v.add(rp+"."+b.name, fmtFloat(*b.v), want)
+			}
+		}
+	}
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func (v *validator) proxy() {
+	px := &v.s.Spec.Proxy
+	const p = "spec.proxy"
+	v.nonNegative(p+".drainTimeout", px.DrainTimeout)
+	v.nonNegative(p+".readHeaderTimeout", px.ReadHeaderTimeout)
+	v.nonNegative(p+".idleTimeout", px.IdleTimeout)
+	v.nonNegative(p+".readTimeout", px.ReadTimeout)
+	v.nonNegative(p+".upstreamTimeout", px.UpstreamTimeout)
+	if px.MaxHeaderBytes < 0 {
+		v.add(p+".maxHeaderBytes", strconv.Itoa(px.MaxHeaderBytes), "must not be negative")
+	}
+	if px.MaxBodyBytes < 0 {
+		v.add(p+".maxBodyBytes", strconv.FormatInt(px.MaxBodyBytes, 10), "must not be negative (0 means unlimited)")
+	}
+	if px.Retries != nil && *px.Retries < 0 {
+		v.add(p+".retries", strconv.Itoa(*px.Retries), "must not be negative")
+	}
+	if px.VersionHeader != "" && !isToken(px.VersionHeader) {
+		v.add(p+".versionHeader", quote(px.VersionHeader), tokenWant)
+	}
+}
