@@ -436,7 +436,7 @@ func (v *validator) canary(c *Canary) {
 			v.add(p+".maxWeight", strconv.Itoa(c.MaxWeight), "is only used with stepWeight")
 		case c.MaxWeight < 1 || c.MaxWeight > 100:
 			v.add(p+".maxWeight", strconv.Itoa(c.MaxWeight), "must be 1-100")
-		case c.MaxWeight < c.StepWeight:
+		case c.MaxWeight < c.StepWeight && c.StepWeight <= 99: // a bad stepWeight is reported already
 			v.add(p+".maxWeight", strconv.Itoa(c.MaxWeight), fmt.Sprintf("must be at least stepWeight (%d)", c.StepWeight))
 		}
 	}
