@@ -72,8 +72,8 @@ type Load struct {
 	failed atomic.Int64
 	// totals since StartLoad, never reset
 	totalOK, totalFailed atomic.Int64
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
+	wg                   sync.WaitGroup
+	cancel               context.CancelFunc
 }
 
 // StartLoad sends about rps requests a second to url until Stop.
