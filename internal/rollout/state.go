@@ -62,6 +62,19 @@ type Run struct {
 	Threshold    int                      `json:"threshold"`
 	Verdicts     map[string]VerdictRecord `json:"verdicts,omitempty"`
 	Analysis     bool                     `json:"analysis,omitempty"`
+	// Metrics are the analysis checks configured when the rollout started;
+	// each must have passed before the rollout advances past a pause,
+	// switch or bake step.
+	Metrics []string `json:"metrics,omitempty"`
+	// Weight is the planned percent of traffic for Version before the switch.
+	Weight int `json:"weight"`
+	// Switched is set once the Switch step has made Version the stable one;
+	// SwitchedAt is when.
+	Switched   bool      `json:"switched,omitempty"`
+	SwitchedAt time.Time `json:"switchedAt,omitempty"`
+	// StepPromoted records a Promote for the current Pause, Gate or Bake
+	// step: its wait is over, but analysis may still hold it.
+	StepPromoted bool `json:"stepPromoted,omitempty"`
 	// Result and Reason are set when the rollout ends.
 	Result     Result    `json:"result,omitempty"`
 	Reason     string    `json:"reason,omitempty"`

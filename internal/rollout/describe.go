@@ -1,0 +1,110 @@
+package rollout
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// StepDescription names a step for people: "health gate", "setWeight 25",
+// "pause 30s", "pause (wait for promote)", "gate (wait for promote)",
+// "switch", "bake 10m0s".
+func StepDescription(st Step) string {
+	switch st.Kind {
+	case StepHealthGate:
+		return "health gate"
+	case StepSetWeight:
+		return "setWeight " + strconv.Itoa(st.Weight)
+	case StepPause:
+		if st.Duration == 0 {
+			return "pause (wait for promote)"
+		}
+		return "pause " + st.Duration.String()
+	case StepGate:
+		return "gate (wait for promote)"
+	case StepSwitch:
+		return "switch"
+	case StepBake:
+		return "bake " + st.Duration.String()
+	}
+	return string(st.Kind)
+}
+
+// Describe says where the rollout in progress is and what it waits for, at
+// time now: "step 3/6: pause 1m0s (12s left)". It is empty when no rollout
+// runs.
+func (s State) Describe(now time.Time) string {
+	r := s.Rollout
+	if r == nil {
+		return ""
+	}
+	if r.StepIndex >= len(r.Steps) {
+		return fmt.Sprintf("step %d/%d: done", r.StepIndex, len(r.Steps))
+	}
+	st := r.Steps[r.StepIndex]
+	d := fmt.Sprintf("step %d/%d: %s", r.StepIndex+1, len(r.Steps), StepDescription(st))
+	at := now
+	if r.Paused {
+		at = r.PausedAt
+	}
+	var wait string
+	switch st.Kind {
+	case StepHealthGate:
+		h := s.Health[r.Version]
+		wait = fmt.Sprintf("%d/%d healthy", h.Healthy, h.Total)
+		if !r.Deadline.IsZero() {
+			wait += fmt.Sprintf(", deadline in %s", max(r.Deadline.Sub(now), 0))
+		}
+	case StepPause, StepBake:
+		switch left := r.StepStartedAt.Add(st.Duration).Sub(at); {
+		case r.StepPromoted || (st.Duration > 0 && left <= 0):
+			if r.Analysis {
+				wait = "waiting for analysis"
+			}
+		case st.Duration > 0:
+			wait = left.String() + " left"
+		}
+	case StepGate:
+		if r.StepPromoted && r.Analysis {
+			wait = "waiting for analysis"
+		}
+	case StepSwitch:
+		if r.Analysis {
+			wait = "waiting for analysis"
+		}
+	}
+	if wait != "" {
+		d += " (" + wait + ")"
+	}
+	if r.Paused {
+		d += ", paused"
+	}
+	return d
+}
+
+// Next is when the next time-driven transition of s is due (a pause or bake
+// ending, a progress deadline, the previous version's retirement), or the
+// zero time when none is; a runner may sleep until then, though it should
+// still tick at least every second to retry a failed router.
+func (s State) Next() time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if r := s.Rollout; r != nil && r.StepIndex < len(r.Steps) {
+		st := r.Steps[r.StepIndex]
+		switch {
+		case st.Kind == StepHealthGate:
+			earliest(r.Deadline)
+		case r.Paused:
+		case (st.Kind == StepPause || st.Kind == StepBake) && st.Duration > 0:
+			earliest(r.StepStartedAt.Add(st.Duration))
+		}
+	}
+	if s.Previous != "" {
+		earliest(s.PreviousUntil)
+	}
+	return next
+}
