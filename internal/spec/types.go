@@ -18,10 +18,14 @@ const (
 // Service is one Kubernetes-style document describing a service and how new
 // versions of it are rolled out.
 type Service struct {
-	APIVersion string      `json:"apiVersion"`
-	Kind       string      `json:"kind"`
-	Metadata   Metadata    `json:"metadata"`
-	Spec       ServiceSpec `json:"spec"`
+	// APIVersion must be "switchyard.dev/v1alpha1".
+	APIVersion string `json:"apiVersion"`
+	// Kind must be "Service".
+	Kind string `json:"kind"`
+	// Metadata names the service.
+	Metadata Metadata `json:"metadata"`
+	// Spec describes the service's versions and how they are rolled out.
+	Spec ServiceSpec `json:"spec"`
 
 	// Line is the 1-based line of the document's first line in its file
 	// (0 when the service did not come from a file). Not part of the schema.
@@ -37,19 +41,24 @@ type Service struct {
 
 // Metadata names a service.
 type Metadata struct {
-	Name   string            `json:"name"`
+	// Name identifies the service in every command, metric and API path; a
+	// DNS-1123 label (lower-case letters, digits and '-'), unique across files.
+	Name string `json:"name"`
+	// Labels are free-form key/value pairs, kept for the user.
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // ServiceSpec is the desired shape of a service.
 type ServiceSpec struct {
-	// Listen is the address the built-in proxy serves this service on.
+	// Listen is the host:port the built-in proxy serves this service on
+	// (":8080" for every interface); needed in standalone mode, unique
+	// across services.
 	Listen string `json:"listen,omitempty"`
 	// TLS, when set, serves HTTPS (and HTTP/2) on Listen.
 	TLS *TLS `json:"tls,omitempty"`
 	// Versions are the known versions, each a pool of targets.
 	Versions []Version `json:"versions"`
-	// Stable is the version that takes all traffic when no rollout runs.
+	// Stable names the version that takes all traffic when no rollout runs.
 	Stable string `json:"stable"`
 	// HealthCheck configures the active health checks of every target.
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
@@ -60,7 +69,7 @@ type ServiceSpec struct {
 	// Analysis is the metric analysis that runs during a rollout.
 	Analysis *Analysis `json:"analysis,omitempty"`
 	// ProgressDeadline is how long a rollout may wait for its new version to
-	// become healthy before it is rolled back.
+	// become healthy before it is rolled back; greater than 0.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty"`
 	// Proxy tunes the built-in proxy for this service.
 	Proxy ProxyOptions `json:"proxy,omitempty"`
@@ -68,24 +77,37 @@ type ServiceSpec struct {
 
 // TLS names static certificate files.
 type TLS struct {
+	// CertFile is the PEM certificate (chain) file.
 	CertFile string `json:"certFile"`
-	KeyFile  string `json:"keyFile"`
+	// KeyFile is the PEM private key file.
+	KeyFile string `json:"keyFile"`
 }
 
 // Version is a named pool of targets (host:port).
 type Version struct {
-	Name    string   `json:"name"`
+	// Name identifies the version, like "blue" or "v1.4.0": lower-case
+	// letters, digits, '-' and '.', unique within the service.
+	Name string `json:"name"`
+	// Targets are the host:port addresses of the version's instances; a
+	// target belongs to one version only.
 	Targets []string `json:"targets"`
 }
 
 // HealthCheck configures active health checks.
 type HealthCheck struct {
-	Path               string   `json:"path,omitempty"`
-	Interval           Duration `json:"interval,omitempty"`
-	Timeout            Duration `json:"timeout,omitempty"`
-	HealthyThreshold   int      `json:"healthyThreshold,omitempty"`
-	UnhealthyThreshold int      `json:"unhealthyThreshold,omitempty"`
-	// ExpectedStatus lists acceptable status codes; empty means 200-399.
+	// Path is the HTTP path requested from every target; starts with "/".
+	Path string `json:"path,omitempty"`
+	// Interval is the time between two checks of a target.
+	Interval Duration `json:"interval,omitempty"`
+	// Timeout bounds one check; less than Interval.
+	Timeout Duration `json:"timeout,omitempty"`
+	// HealthyThreshold is how many checks in a row must pass before a
+	// target is healthy.
+	HealthyThreshold int `json:"healthyThreshold,omitempty"`
+	// UnhealthyThreshold is how many checks in a row must fail before a
+	// target is unhealthy.
+	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
+	// ExpectedStatus lists acceptable status codes (100-599); empty means 200-399.
 	ExpectedStatus []int `json:"expectedStatus,omitempty"`
 	// Passive ejects a target after consecutive proxied failures.
 	Passive PassiveHealth `json:"passive,omitempty"`
@@ -93,66 +115,91 @@ type HealthCheck struct {
 
 // PassiveHealth configures passive (traffic-based) ejection.
 type PassiveHealth struct {
-	ConsecutiveFailures int      `json:"consecutiveFailures,omitempty"`
-	Backoff             Duration `json:"backoff,omitempty"`
+	// ConsecutiveFailures is how many proxied requests in a row must fail
+	// (connection error or 502-504) before the target is ejected.
+	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	// Backoff is how long an ejected target gets no traffic before it is
+	// tried again.
+	Backoff Duration `json:"backoff,omitempty"`
 }
 
 // Routing holds the match rules and sticky sessions of a service.
 type Routing struct {
-	Rules          []Rule          `json:"rules,omitempty"`
+	// Rules send matching requests to the canary or the stable version,
+	// checked in order before the weights.
+	Rules []Rule `json:"rules,omitempty"`
+	// StickySessions keeps a client on one version for a whole rollout.
 	StickySessions *StickySessions `json:"stickySessions,omitempty"`
-	// TrustedSources limits header rules to clients in these CIDRs.
+	// TrustedSources limits header rules to clients in these CIDRs or IP
+	// addresses (empty: every client), so the header cannot be spoofed.
 	TrustedSources []string `json:"trustedSources,omitempty"`
 }
 
 // Rule sends matching requests to a version role. Exactly one of Header or
 // Cookie is set. Value "always" forces To, "never" forces the other role.
 type Rule struct {
+	// Header matches a request header.
 	Header *Match `json:"header,omitempty"`
+	// Cookie matches a request cookie.
 	Cookie *Match `json:"cookie,omitempty"`
-	// To is "canary" or "stable".
+	// To is the role matching requests go to: "canary" or "stable".
 	To string `json:"to"`
 }
 
 // Match names a header or cookie and the value that matches.
 type Match struct {
-	Name  string `json:"name"`
+	// Name is the header or cookie name.
+	Name string `json:"name"`
+	// Value is the value that matches (quote "true" in YAML).
 	Value string `json:"value,omitempty"`
 }
 
 // StickySessions keeps a client on one version for a whole rollout.
 type StickySessions struct {
-	Cookie string   `json:"cookie"`
-	TTL    Duration `json:"ttl,omitempty"`
+	// Cookie is the name of the cookie that records the client's version.
+	Cookie string `json:"cookie"`
+	// TTL is the cookie's lifetime.
+	TTL Duration `json:"ttl,omitempty"`
 }
 
 // Strategy is one of Canary or BlueGreen.
 type Strategy struct {
-	Canary    *Canary    `json:"canary,omitempty"`
+	// Canary shifts traffic step by step.
+	Canary *Canary `json:"canary,omitempty"`
+	// BlueGreen switches all traffic at once; the default when no strategy is given.
 	BlueGreen *BlueGreen `json:"blueGreen,omitempty"`
 }
 
 // Canary shifts traffic step by step. Exactly one of Steps, Preset or the
 // Flagger-style fields (StepWeight/StepWeights, MaxWeight, Interval) is used.
 type Canary struct {
+	// Steps are explicit setWeight and pause steps, run in order.
 	Steps []Step `json:"steps,omitempty"`
 	// Preset is Canary10Percent5Minutes, Linear10PercentEvery1Minute,
 	// AllAtOnce, "canary N%/INTERVAL" or "linear N%/INTERVAL".
-	Preset      string   `json:"preset,omitempty"`
-	StepWeight  int      `json:"stepWeight,omitempty"`
-	StepWeights []int    `json:"stepWeights,omitempty"`
-	MaxWeight   int      `json:"maxWeight,omitempty"`
-	Interval    Duration `json:"interval,omitempty"`
+	Preset string `json:"preset,omitempty"`
+	// StepWeight is the weight added every Interval, up to MaxWeight (Flagger style, 1-99).
+	StepWeight int `json:"stepWeight,omitempty"`
+	// StepWeights are the weights to go through, one every Interval
+	// (Flagger style; strictly increasing, 1-99).
+	StepWeights []int `json:"stepWeights,omitempty"`
+	// MaxWeight is the last canary weight before promotion, with StepWeight (1-100).
+	MaxWeight int `json:"maxWeight,omitempty"`
+	// Interval is the pause after each weight change, with StepWeight or StepWeights.
+	Interval Duration `json:"interval,omitempty"`
 }
 
 // Step is one canary step: exactly one field is set.
 type Step struct {
-	SetWeight *int   `json:"setWeight,omitempty"`
-	Pause     *Pause `json:"pause,omitempty"`
+	// SetWeight sends this percentage (0-100) of traffic to the canary.
+	SetWeight *int `json:"setWeight,omitempty"`
+	// Pause waits before the next step; "pause: {}" waits for a promote.
+	Pause *Pause `json:"pause,omitempty"`
 }
 
 // Pause waits for Duration, or for a promote when Duration is zero.
 type Pause struct {
+	// Duration is how long to wait; zero or unset waits for `switchyard promote`.
 	Duration Duration `json:"duration,omitempty"`
 }
 
@@ -171,22 +218,32 @@ type BlueGreen struct {
 
 // Analysis checks metrics every Interval; Threshold failed checks roll back.
 type Analysis struct {
-	Interval  Duration `json:"interval,omitempty"`
-	Threshold int      `json:"threshold,omitempty"`
-	Metrics   []Metric `json:"metrics,omitempty"`
+	// Interval is the time between two checks of every metric.
+	Interval Duration `json:"interval,omitempty"`
+	// Threshold is how many failed checks roll the rollout back (at least 1).
+	Threshold int `json:"threshold,omitempty"`
+	// Metrics are the checks; at least one, each name at most once.
+	Metrics []Metric `json:"metrics,omitempty"`
 }
 
 // Metric is one check. Built-in names: request-success-rate (percent),
 // request-duration (p99, milliseconds).
 type Metric struct {
-	Name           string         `json:"name"`
+	// Name is "request-success-rate" (percent of requests without a 5xx or
+	// connection error) or "request-duration" (p99, milliseconds).
+	Name string `json:"name"`
+	// ThresholdRange is the range a passing value lies in.
 	ThresholdRange ThresholdRange `json:"thresholdRange"`
-	Interval       Duration       `json:"interval,omitempty"`
+	// Interval is the window the metric is computed over; unset means the
+	// analysis interval.
+	Interval Duration `json:"interval,omitempty"`
 }
 
 // ThresholdRange bounds a metric value; a nil bound is open.
 type ThresholdRange struct {
+	// Min is the lowest passing value (request-success-rate: 0-100).
 	Min *float64 `json:"min,omitempty"`
+	// Max is the highest passing value; not below Min.
 	Max *float64 `json:"max,omitempty"`
 }
 
@@ -194,14 +251,19 @@ type ThresholdRange struct {
 type ProxyOptions struct {
 	// DrainTimeout bounds how long retired targets keep in-flight requests.
 	DrainTimeout Duration `json:"drainTimeout,omitempty"`
-	// ReadHeaderTimeout, IdleTimeout, ReadTimeout guard against slow clients.
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers, against slow clients.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
-	IdleTimeout       Duration `json:"idleTimeout,omitempty"`
-	ReadTimeout       Duration `json:"readTimeout,omitempty"`
+	// IdleTimeout is how long an idle keep-alive client connection stays open.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// ReadTimeout bounds how long a client may take to send a whole request.
+	ReadTimeout Duration `json:"readTimeout,omitempty"`
 	// UpstreamTimeout bounds a whole request to a target (0: none, for streams).
 	UpstreamTimeout Duration `json:"upstreamTimeout,omitempty"`
-	MaxHeaderBytes  int      `json:"maxHeaderBytes,omitempty"`
-	MaxBodyBytes    int64    `json:"maxBodyBytes,omitempty"`
+	// MaxHeaderBytes limits the size of request headers.
+	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+	// MaxBodyBytes limits the size of a request body (0: unlimited).
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 	// VersionHeader, when set, names a response header carrying the version
 	// that served the request (off by default).
 	VersionHeader string `json:"versionHeader,omitempty"`
