@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# scripts/test.sh: Switchyard's one test command (CI runs it through .ci/run).
+#
+#   scripts/test.sh                 install what the tests need, go vet, all tests,
+#                                   then -race on the fast packages
+#   scripts/test.sh --short         go vet and go test -short; installs nothing
+#   scripts/test.sh PKG...          the same on these packages only (default ./...)
+#
+# Options:
+#   --short        go test -short, no installs, no race pass
+#   --no-install   do not install system packages (tests needing them skip, or
+#                  fail when CI=true)
+#   --no-race      skip the -race pass
+#
+# Environment:
+#   CI=true        missing tools fail tests instead of skipping them, and
+#                  integration tests run even with -short
+#   RACE_PKGS      packages for the -race pass (default below; only those that exist run)
+#   TEST_TIMEOUT   go test -timeout for the main pass (default 15m)
+#   TEST_LOG       where to keep the raw `go test -json` output
+#
+# On Debian 12 it installs with apt-get (through sudo when not root): nginx,
+# haproxy, hey, wrk, prometheus, curl and iproute2, without starting their
+# system services; tests start their own instances on loopback.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+RACE_PKGS="${RACE_PKGS:-./internal/spec/... ./internal/rollout/... ./internal/analysis/... ./internal/proxy/... ./internal/store/... ./internal/testenv/... ./scripts/...}"
+TEST_TIMEOUT="${TEST_TIMEOUT:-15m}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
+TEST_LOG="${TEST_LOG:-$CACHE/last-test.json}"
+
+short=0 install=1 race=1
+pkgs=()
+while (($#)); do
+	case "$1" in
+	--short) short=1 install=0 race=0 ;;
+	--no-install) install=0 ;;
+	--no-race) race=0 ;;
+	-h | --help)
+		sed -n "2,/^set -euo/p" "$ROOT/scripts/test.sh" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	-*)
+		echo "test.sh: unknown option $1 (see --help)" >&2
+		exit 2
+		;;
+	*) pkgs+=("$1") ;;
+	esac
+	shift
+done
+((${#pkgs[@]})) || pkgs=(./...)
+
+export PATH="$CACHE/bin:$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+mkdir -p "$CACHE/bin" "$(dirname "$TEST_LOG")"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages -------------------------------------------------------
+
+# command -> Debian package
+declare -A NEED=(
+	[nginx]=nginx
+	[haproxy]=haproxy
+	[hey]=hey
+	[wrk]=wrk
+	[prometheus]=prometheus
+	[curl]=curl
+	[ip]=iproute2
+)
+
+as_root() {
+	if [[ $(id -u) -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo -n "$@"
+	else
+		echo "test.sh: need root (or sudo) to run: $*" >&2
+		return 1
+	fi
+}
+
+install_packages() {
+	local missing=() cmd
+	for cmd in "${!NEED[@]}"; do
+		command -v "$cmd" >/dev/null || missing+=("${NEED[$cmd]}")
+	done
+	((${#missing[@]})) || return 0
+	if ! command -v apt-get >/dev/null; then
+		echo "test.sh: missing ${missing[*]} and no apt-get; install them yourself" >&2
+		return 0
+	fi
+	log "installing ${missing[*]}"
+	# Keep the packages' system services from starting: tests run their own
+	# instances with their own configs. policy-rc.d is honoured by
+	# invoke-rc.d and deb-systemd-invoke; remove it only if we created it.
+	local policy=/usr/sbin/policy-rc.d created=0
+	if [[ ! -e $policy ]]; then
+		as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+		created=1
+	fi
+	local rc=0
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || rc=$?
+	if ((rc == 0)); then
+		# hey may be missing from some Debian releases: install the rest,
+		# then fall back to go install below.
+		local pkgs_ok=() p
+		for p in "${missing[@]}"; do
+			if [[ $p == hey ]] && ! apt-cache show hey >/dev/null 2>&1; then continue; fi
+			pkgs_ok+=("$p")
+		done
+		if ((${#pkgs_ok[@]})); then
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				--no-install-recommends "${pkgs_ok[@]}" || rc=$?
+		fi
+	fi
+	((created)) && as_root rm -f "$policy"
+	# Where systemd runs, the services were enabled: make sure none runs.
+	if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+		as_root systemctl disable --now nginx haproxy prometheus >/dev/null 2>&1 || true
+	fi
+	if ! command -v hey >/dev/null; then
+		log "installing hey with go install into $CACHE/bin"
+		GOBIN="$CACHE/bin" go install github.com/rakyll/hey@v0.1.4 || rc=$?
+	fi
+	if ((rc != 0)); then
+		echo "test.sh: installing packages failed (exit $rc); tests that need them will skip, or fail under CI" >&2
+	fi
+}
+
+# --- run -------------------------------------------------------------------
+
+start=$SECONDS
+declare -a results=()
+status=0
+step() { # step NAME CMD...: run, record the outcome and the time taken
+	local name=$1 t0=$SECONDS rc=0
+	shift
+	log "$name"
+	"$@" || rc=$?
+	results+=("$(printf '%-8s %-40s %4ds' "$([[ $rc -eq 0 ]] && echo ok || echo FAILED)" "$name" $((SECONDS - t0)))")
+	((rc == 0)) || status=1
+}
+
+((install)) && install_packages
+
+log "tools"
+go version
+for cmd in nginx haproxy wrk hey prometheus; do
+	printf '  %-10s %s\n' "$cmd" "$(command -v "$cmd" || echo 'not installed')"
+done
+echo "  CI=${CI:-}"
+
+# The summariser is built first so that a broken package cannot hide results.
+summary="$CACHE/bin/testsummary"
+go build -o "$summary" ./scripts/testsummary
+
+run_tests() { # run_tests LOG GO-TEST-ARGS...: go test -json through the summariser
+	local logfile=$1 rc=0
+	shift
+	go test -json "$@" >"$logfile" 2>&1 || rc=$?
+	"$summary" <"$logfile" || rc=1
+	echo "(raw output: $logfile)"
+	return $rc
+}
+
+race_pass() { # race_pass PKG...
+	# -short without CI: the integration tests already ran in the main
+	# pass; this one is for the fast, concurrent core.
+	(
+		unset CI
+		run_tests "$TEST_LOG.race" -race -short -timeout 10m "$@"
+	)
+}
+
+step "go vet" go vet "${pkgs[@]}"
+
+if ((short)); then
+	step "go test -short" run_tests "$TEST_LOG" -short -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
+else
+	step "go test" run_tests "$TEST_LOG" -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
+fi
+
+if ((race)) && [[ "${pkgs[*]}" == "./..." ]]; then
+	existing=()
+	for p in $RACE_PKGS; do
+		d="${p%/...}"
+		if [[ -n $(find "$d" -name '*.go' -print -quit 2>/dev/null) ]]; then
+			existing+=("$p")
+		fi
+	done
+	if ((${#existing[@]})); then
+		step "go test -race -short (${#existing[@]} pkgs)" race_pass "${existing[@]}"
+	fi
+fi
+
+printf '\n==> summary (%ds)\n' $((SECONDS - start))
+printf '  %s\n' "${results[@]}"
+exit $status
