@@ -51,6 +51,11 @@ func Decode(file string, data []byte) ([]*Service, error) {
 			service:   lookupString(body, "metadata", "name"),
 			positions: map[string]position{"": start},
 		}
+		if _, ok := body.(*ast.MappingNode); !ok {
+			w.fail(start, "(document)", nodeValue(body), "must be a mapping with apiVersion, kind, metadata and spec")
+			errs = append(errs, w.errs...)
+			continue
+		}
 		w.walk(body, reflect.TypeFor[Service](), "")
 		if len(w.errs) > 0 {
 			errs = append(errs, w.errs...)

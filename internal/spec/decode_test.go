@@ -214,3 +214,30 @@ func TestDecodeKeepsDocumentsAfterEmptyOne(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeNonMappingDocument(t *testing.T) {
+	_, err := Decode("x.yaml", []byte("- a\n- b\n"))
+	fes := FieldErrors(err)
+	if len(fes) != 1 || fes[0].Line != 1 || fes[0].Path != "(document)" {
+		t.Fatalf("Decode(list) error = %v, want one (document) error on line 1", err)
+	}
+}
+
+func TestSameSpec(t *testing.T) {
+	a, err := LoadFiles("testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile("testdata/web.yaml")
+	b, err := Parse("other.yaml", append([]byte("# moved down a line\n"), data...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a[0].SameSpec(b[0]) {
+		t.Error("SameSpec = false for the same spec read from a shifted file, want true")
+	}
+	b[0].Spec.Stable = "green"
+	if a[0].SameSpec(b[0]) {
+		t.Error("SameSpec = true after changing stable, want false")
+	}
+}
