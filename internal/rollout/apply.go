@@ -225,6 +225,7 @@ func (t *txn) rollback(who string) error {
 	s.PreviousUntil = t.now.Add(t.m.scaleDownDelay)
 	s.Phase = PhaseRollingBack
 	t.forceRoute = true
+	t.ended = id
 	t.recordRun(id, 0, "rollback", who, reason, true)
 	t.emit(Finished{Rollout: id, Version: left, Result: ResultRolledBack, Reason: reason})
 	return nil

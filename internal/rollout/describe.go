@@ -82,14 +82,14 @@ func (s State) Describe(now time.Time) string {
 	return d
 }
 
-// Next is when the next time-driven transition of s is due (a pause or bake
-// ending, a progress deadline, the previous version's retirement), or the
-// zero time when none is; a runner may sleep until then, though it should
-// still tick at least every second to retry a failed router.
-func (s State) Next() time.Time {
+// Next is when the next time-driven transition of s after now is due (a
+// pause or bake ending, a progress deadline, the previous version's
+// retirement), or the zero time when none is. A runner may sleep until then,
+// though it should still tick at least every second to retry a failed router.
+func (s State) Next(now time.Time) time.Time {
 	var next time.Time
 	earliest := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}

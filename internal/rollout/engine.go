@@ -21,6 +21,9 @@ type txn struct {
 	before     Routing
 	forceRoute bool
 	phase0     Phase
+	// ended is the ID of a rollout that ended in this step, so entries
+	// recorded after it (the weights it leaves) belong to its timeline.
+	ended uint64
 }
 
 func (m *Machine) begin(s State, now time.Time) *txn {
@@ -36,6 +39,8 @@ func (t *txn) record(kind, by, msg string, notify bool) {
 	step := 0
 	if r := t.s.Rollout; r != nil {
 		id, step = r.ID, r.StepIndex
+	} else if t.ended != 0 {
+		id, step = t.ended, t.s.Last.StepIndex
 	}
 	t.recordRun(id, step, kind, by, msg, notify)
 }
@@ -378,8 +383,7 @@ func (t *txn) doSwitch(r *Run) {
 	r.Switched = true
 	r.SwitchedAt = t.now
 	r.Weight = 100
-	t.record("switched", "", fmt.Sprintf("all traffic to %s; %s kept until %s", r.Version, s.Previous,
-		s.PreviousUntil.UTC().Format(time.RFC3339)), true)
+	t.record("switched", "", fmt.Sprintf("all traffic to %s; %s kept for %s", r.Version, s.Previous, t.m.scaleDownDelay), true)
 }
 
 // end finishes the running rollout with a result. A rollout that had
@@ -407,6 +411,7 @@ func (t *txn) end(res Result, reason, by string) {
 	r.Paused, r.PausedAt = false, time.Time{}
 	s.Rollout = nil
 	s.Last = r
+	t.ended = r.ID
 	if r.Analysis {
 		t.emit(StopAnalysis{})
 	}
