@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/rollout"
+)
+
+// apiErr gives API refusals their exit codes: invalid input 2, the rest 1.
+func apiErr(err error) error {
+	var xe *ExitError
+	if errors.As(err, &xe) {
+		return err
+	}
+	if errors.Is(err, admin.ErrInvalid) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	return &ExitError{Code: ExitFailed, Err: err}
+}
+
+func (e *env) statusCommand() *cobra.Command {
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "status [SERVICE]",
+		Short: "Show services: phase, versions, weights, step, target health, verdicts",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if watch {
+				if len(args) == 0 {
+					return usageErr("status --watch needs a SERVICE")
+				}
+				return e.watch(ctx, c, args[0], 0, 0)
+			}
+			if len(args) == 1 {
+				st, err := c.Service(ctx, args[0])
+				if err != nil {
+					return apiErr(err)
+				}
+				return e.print(st, func(w io.Writer) { writeStatus(w, st, e.color()) })
+			}
+			all, err := c.Services(ctx)
+			if err != nil {
+				return apiErr(err)
+			}
+			return e.print(all, func(w io.Writer) { writeServices(w, all) })
+		},
+	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep showing live progress until Ctrl-C")
+	return cmd
+}
+
+func (e *env) deployCommand() *cobra.Command {
+	var (
+		req     admin.DeployRequest
+		targets string
+		wait    bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "deploy SERVICE --version V [--targets H:P,...] [--strategy canary|blue-green] [--wait]",
+		Short: "Start a rollout of a new version",
+		Long: `deploy starts a rollout of --version. With --targets the version's targets are
+(re)defined; otherwise the version must be listed in the service file. With --wait
+it shows live progress and exits 0 when the version is promoted, 1 when it was
+rolled back or aborted (saying why), 3 when --timeout runs out (the rollout goes on).
+A deploy while another rollout of the service runs is refused unless --force,
+which aborts the running one first.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.Version == "" {
+				return usageErr("--version is required: the version to roll out")
+			}
+			switch req.Strategy {
+			case "", rollout.StrategyCanary, rollout.StrategyBlueGreen:
+			default:
+				return usageErr("--strategy %q is not a strategy; use canary or blue-green", req.Strategy)
+			}
+			if targets != "" {
+				for _, t := range strings.Split(targets, ",") {
+					if t = strings.TrimSpace(t); t != "" {
+						req.Targets = append(req.Targets, t)
+					}
+				}
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := c.Deploy(ctx, args[0], req)
+			if err != nil {
+				return apiErr(err)
+			}
+			id := rolloutOf(st, req.Version)
+			if !wait {
+				return e.print(st, func(w io.Writer) {
+					fmt.Fprintf(w, "rollout #%d of %s %s started\n", id, args[0], req.Version)
+				})
+			}
+			return e.watch(ctx, c, args[0], id, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Version, "version", "", "version to roll out (required)")
+	f.StringVar(&targets, "targets", "", "comma-separated HOST:PORT targets of the version")
+	f.StringVar((*string)(&req.Strategy), "strategy", "", "canary or blue-green (default: the service file's)")
+	f.BoolVar(&req.Force, "force", false, "abort a running rollout of the service first")
+	f.BoolVar(&wait, "wait", false, "show live progress and wait for the result")
+	f.DurationVar(&timeout, "timeout", 0, "with --wait: give up waiting after this long (exit 3), e.g. 10m")
+	return cmd
+}
+
+// rolloutOf finds the ID of the rollout a deploy started.
+func rolloutOf(st admin.ServiceStatus, version string) uint64 {
+	if st.Rollout != nil && st.Rollout.Version == version {
+		return st.Rollout.ID
+	}
+	if st.LastRollout != nil {
+		return st.LastRollout.ID
+	}
+	return 0
+}
+
+func (e *env) promoteCommand() *cobra.Command {
+	var full bool
+	cmd := &cobra.Command{
+		Use:   "promote SERVICE [--full]",
+		Short: "Go past the current pause or approval gate; --full sends all traffic now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.command(cmd.Context(), args[0], "promote", func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
+				return c.Promote(ctx, args[0], full)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&full, "full", false, "skip every remaining step and send all traffic to the new version")
+	return cmd
+}
+
+func (e *env) abortCommand() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "abort SERVICE",
+		Short: "Send all traffic back to the stable version now and end the rollout",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.command(cmd.Context(), args[0], "abort", func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
+				return c.Abort(ctx, args[0], reason)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the history)")
+	return cmd
+}
+
+// simpleCommand builds pause, resume, retry and rollback.
+func (e *env) simpleCommand(name, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   name + " SERVICE",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.command(cmd.Context(), args[0], name, func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
+				switch name {
+				case "pause":
+					return c.Pause(ctx, args[0])
+				case "resume":
+					return c.Resume(ctx, args[0])
+				case "retry":
+					return c.Retry(ctx, args[0])
+				default:
+					return c.Rollback(ctx, args[0])
+				}
+			})
+		},
+	}
+}
+
+// command runs one rollout command and prints the resulting status.
+func (e *env) command(ctx context.Context, service, verb string, call func(context.Context, *admin.Client) (admin.ServiceStatus, error)) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	st, err := call(ctx, c)
+	if err != nil {
+		return apiErr(err)
+	}
+	return e.print(st, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %s: done\n", verb, service)
+		writeStatus(w, st, e.color())
+	})
+}
+
+func (e *env) historyCommand() *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history SERVICE",
+		Short: "Show a service's rollout timeline",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			h, err := c.History(cmd.Context(), args[0], limit)
+			if err != nil {
+				return apiErr(err)
+			}
+			return e.print(h, func(w io.Writer) { writeHistory(w, h) })
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 50, "newest entries to show (0: all)")
+	return cmd
+}

@@ -1,0 +1,273 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/daemon"
+	"github.com/switchyard/switchyard/internal/demo"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+const demoService = `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  listen: %s
+  versions:
+    - name: v1
+      targets: [%q, %q]
+    - name: v2
+      targets: [%q]
+    - name: v3
+      targets: [%q]
+  stable: v1
+  healthCheck: {path: /health, interval: 500ms, timeout: 400ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  progressDeadline: 6s
+  routing:
+    rules:
+      - header: {name: x-canary, value: "true"}
+        to: canary
+  strategy:
+    canary:
+      steps:
+        - setWeight: 20
+        - pause: {duration: 3s}
+        - setWeight: 50
+        - pause: {duration: 3s}
+  analysis:
+    interval: 2s
+    threshold: 2
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+`
+
+func (e *env) demoCommand() *cobra.Command {
+	var (
+		listen string
+		exit   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a self-contained demo: a canary that succeeds, then a bad version rolled back",
+		Long: `demo starts three versions of a toy app on loopback, the proxy on --listen
+and a steady load, then rolls out v2 as a canary (promoted) and v3, whose health
+checks fail (rolled back automatically). It needs nothing but this binary.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.runDemo(cmd.Context(), listen, exit)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the demo service")
+	cmd.Flags().BoolVar(&exit, "exit", false, "exit after the scripted rollouts instead of serving until Ctrl-C")
+	return cmd
+}
+
+func (e *env) runDemo(ctx context.Context, listen string, exit bool) (err error) {
+	pal := e.color()
+	say := func(format string, args ...any) {
+		fmt.Fprintf(e.stdout, "\n%s %s\n", pal.bold("==>"), fmt.Sprintf(format, args...))
+	}
+	var apps []*demo.App
+	defer func() {
+		for _, a := range apps {
+			a.Close()
+		}
+	}()
+	for _, v := range []struct {
+		name    string
+		healthy bool
+	}{{"v1", true}, {"v1", true}, {"v2", true}, {"v3", false}} {
+		a, err := demo.StartApp(v.name, v.healthy)
+		if err != nil {
+			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("start demo app: %w", err)}
+		}
+		apps = append(apps, a)
+	}
+	doc := fmt.Sprintf(demoService, listen, apps[0].Addr, apps[1].Addr, apps[2].Addr, apps[3].Addr)
+	var svcs []*spec.Service
+	svcs, err = spec.Parse("demo.yaml", []byte(doc))
+	if err != nil {
+		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("demo config: %w", err)}
+	}
+	stateDir, err := os.MkdirTemp("", "switchyard-demo-")
+	if err != nil {
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+	defer os.RemoveAll(stateDir)
+	if err := os.WriteFile(stateDir+"/demo.yaml", []byte(doc), 0o600); err != nil {
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+
+	// The daemon's warnings are kept and shown only if the demo fails.
+	var logBuf strings.Builder
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logBuf}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	defer func() {
+		if err != nil && logBuf.Len() > 0 {
+			fmt.Fprintf(e.stderr, "daemon log:\n%s", logBuf.String())
+		}
+	}()
+	d, err := daemon.New(daemon.Options{Services: svcs, StateDir: stateDir, Admin: "127.0.0.1:0", Logger: log})
+	if err != nil {
+		return startErr(err)
+	}
+	dctx, stopDaemon := context.WithCancel(ctx)
+	defer stopDaemon()
+	runErr := make(chan error, 1)
+	go func() { runErr <- d.Run(dctx) }()
+	defer func() {
+		stopDaemon()
+		<-runErr
+	}()
+
+	// Wait for the admin API, then talk to the daemon exactly as the CLI does.
+	var c *admin.Client
+	deadline := time.Now().Add(10 * time.Second)
+	for c == nil {
+		select {
+		case err := <-runErr:
+			runErr <- err
+			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("demo daemon: %w (is %s in use? try --listen 127.0.0.1:18080)", err, listen)}
+		case <-time.After(50 * time.Millisecond):
+		}
+		if url := d.AdminURL(); url != "" {
+			c = admin.NewClient(url, d.Token(), admin.WithUser("demo"))
+		}
+		if time.Now().After(deadline) {
+			return &ExitError{Code: ExitFailed, Err: errors.New("demo daemon did not start in 10s")}
+		}
+	}
+	st, err := c.Service(ctx, "web")
+	if err != nil {
+		return apiErr(err)
+	}
+	url := "http://" + st.Listen + "/"
+	say("Switchyard is serving %s: v1 on two targets, v2 and v3 waiting (config: %s/demo.yaml)", pal.bold(url), stateDir)
+	fmt.Fprintf(e.stdout, "    a steady load of 40 requests/s runs against it; every answer says which version served it\n")
+	load := demo.StartLoad(ctx, url, 40)
+	defer load.Stop()
+	if err := e.waitHealthy(ctx, c); err != nil {
+		return err
+	}
+
+	say("Canary rollout of v2: 20%% → pause 3s → 50%% → pause 3s → 100%%, checking success rate every 2s")
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "v2", Strategy: "canary"}); err != nil {
+		return apiErr(err)
+	}
+	if err := e.watchDemo(ctx, c, load); err != nil {
+		return err
+	}
+
+	say("Now v3, a bad version: its /health answers 500. Switchyard never sends it traffic and rolls it back after progressDeadline (6s)")
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "v3", Strategy: "canary"}); err != nil {
+		return apiErr(err)
+	}
+	var xe *ExitError
+	if err := e.watchDemo(ctx, c, load); !errors.As(err, &xe) || xe.Code != ExitFailed {
+		return fmt.Errorf("expected v3 to be rolled back, got %v", err)
+	}
+	ok, failed := load.Totals()
+	say("Done: v2 is stable, v3 was rolled back; %d requests answered, %d failed", ok, failed)
+	if exit {
+		return nil
+	}
+	fmt.Fprintf(e.stdout, `
+Try next, in another terminal (Ctrl-C here stops the demo):
+  curl %[1]s                                       # answered by v2
+  curl -H 'x-canary: true' %[1]s                   # reaches the canary during a rollout
+  switchyard status web --state-dir %[2]s
+  switchyard history web --state-dir %[2]s
+  switchyard deploy web --version v1 --strategy blue-green --wait --state-dir %[2]s
+  switchyard rollback web --state-dir %[2]s
+`, url, stateDir)
+	<-ctx.Done()
+	return nil
+}
+
+// waitHealthy waits until every v1 target is healthy.
+func (e *env) waitHealthy(ctx context.Context, c *admin.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		st, err := c.Service(ctx, "web")
+		if err == nil {
+			n := 0
+			for _, t := range st.Targets {
+				if t.Version == "v1" && t.Healthy {
+					n++
+				}
+			}
+			if n == 2 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &ExitError{Code: ExitFailed, Err: errors.New("demo: v1 did not become healthy in 15s")}
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// watchDemo follows the rollout in progress and prints, every second, the
+// traffic each version served.
+func (e *env) watchDemo(ctx context.Context, c *admin.Client, load *demo.Load) error {
+	st, err := c.Service(ctx, "web")
+	if err != nil {
+		return apiErr(err)
+	}
+	id := rolloutOf(st, st.CanaryVersion)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				counts, failed := load.Counts()
+				names := slices.Sorted(mapKeys(counts))
+				parts := make([]string, 0, len(names))
+				for _, n := range names {
+					parts = append(parts, fmt.Sprintf("%s:%d", n, counts[n]))
+				}
+				fmt.Fprintf(e.stdout, "    %s\n", e.color().dim(fmt.Sprintf("traffic last second: %s  failed: %d", strings.Join(parts, " "), failed)))
+			}
+		}
+	}()
+	saved := e.output
+	e.output, e.plain = "text", true
+	err = e.watch(ctx, c, "web", id, 2*time.Minute)
+	e.output, e.plain = saved, false
+	close(stop)
+	<-done
+	return err
+}
+
+// syncWriter serialises writes from the daemon's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}

@@ -1,0 +1,323 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/rollout"
+)
+
+// pollInterval is how often --wait and --watch read the status.
+const pollInterval = 250 * time.Millisecond
+
+// palette colours terminal output; the zero value prints plain text.
+type palette struct{ on bool }
+
+func (p palette) wrap(code, s string) string {
+	if !p.on {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+func (p palette) green(s string) string { return p.wrap("32", s) }
+func (p palette) red(s string) string   { return p.wrap("31", s) }
+func (p palette) yellow(s string) string {
+	return p.wrap("33", s)
+}
+func (p palette) bold(s string) string { return p.wrap("1", s) }
+func (p palette) dim(s string) string  { return p.wrap("2", s) }
+
+// tty reports whether stdout is a terminal.
+func (e *env) tty() bool {
+	f, ok := e.stdout.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// color is on for terminals unless NO_COLOR is set.
+func (e *env) color() palette {
+	return palette{on: e.tty() && e.getenv("NO_COLOR") == "" && e.output == "text"}
+}
+
+// watch shows a service's progress until the rollout id ends (id > 0), or
+// until ctx ends (id == 0, status --watch). In a terminal it redraws one
+// block; otherwise it prints a line whenever something changes.
+func (e *env) watch(ctx context.Context, c *admin.Client, service string, id uint64, timeout time.Duration) error {
+	wctx, cancel := timeoutCtx(ctx, timeout)
+	defer cancel()
+	live := e.tty() && e.output == "text" && !e.plain
+	pal := e.color()
+	var lastLine string
+	drawn := 0
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		st, err := c.Service(wctx, service)
+		switch {
+		case err == nil:
+		case wctx.Err() != nil && ctx.Err() == nil:
+			return e.timedOut(service, timeout)
+		case ctx.Err() != nil:
+			return nil
+		default:
+			return apiErr(err)
+		}
+		if e.output == "text" {
+			if live {
+				var b bytes.Buffer
+				writeStatus(&b, st, pal)
+				if drawn > 0 {
+					fmt.Fprintf(e.stdout, "\x1b[%dA\x1b[J", drawn)
+				}
+				e.stdout.Write(b.Bytes())
+				drawn = bytes.Count(b.Bytes(), []byte("\n"))
+			} else if line := progressLine(st); line != lastLine {
+				fmt.Fprintf(e.stdout, "%s %s\n", time.Now().Format("15:04:05"), line)
+				lastLine = line
+			}
+		}
+		if id > 0 {
+			if done, err := e.finished(st, id); done {
+				return err
+			}
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() == nil {
+				return e.timedOut(service, timeout)
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (e *env) timedOut(service string, timeout time.Duration) error {
+	return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("timed out after %s; the rollout goes on: see `switchyard status %s`", timeout, service)}
+}
+
+// finished reports whether rollout id has ended, and its exit error.
+func (e *env) finished(st admin.ServiceStatus, id uint64) (bool, error) {
+	if st.Rollout != nil && st.Rollout.ID == id {
+		return false, nil
+	}
+	last := st.LastRollout
+	if last == nil || last.ID < id {
+		return false, nil
+	}
+	if e.output != "text" {
+		if err := e.print(st, nil); err != nil {
+			return true, err
+		}
+	}
+	if last.ID != id {
+		return true, &ExitError{Code: ExitFailed, Err: fmt.Errorf("rollout #%d was replaced by rollout #%d", id, last.ID)}
+	}
+	switch last.Result {
+	case rollout.ResultPromoted:
+		if e.output == "text" {
+			fmt.Fprintf(e.stdout, "%s %s promoted: all traffic on %s\n", e.color().green("✔"), st.Name, last.Version)
+		}
+		return true, nil
+	default:
+		return true, &ExitError{Code: ExitFailed, Err: fmt.Errorf("rollout #%d of %s %s: %s: %s", id, st.Name, last.Version, last.Result, last.Reason)}
+	}
+}
+
+// progressLine is the one-line summary printed when stdout is not a terminal.
+func progressLine(st admin.ServiceStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", st.Name, st.Phase)
+	if st.Step.Total > 0 {
+		fmt.Fprintf(&b, " step %d/%d", st.Step.Index+1, st.Step.Total)
+		if st.Step.Description != "" {
+			// Drop the countdown so the line changes only when something happens.
+			d := st.Step.Description
+			if i := strings.Index(d, " ("); i > 0 {
+				d = d[:i]
+			}
+			fmt.Fprintf(&b, " (%s)", d)
+		}
+	}
+	fmt.Fprintf(&b, " weights %s", formatWeights(st.Weights))
+	healthy, total := 0, 0
+	for _, t := range st.Targets {
+		total++
+		if t.Healthy {
+			healthy++
+		}
+	}
+	fmt.Fprintf(&b, " healthy %d/%d", healthy, total)
+	for _, v := range st.LastVerdicts {
+		fmt.Fprintf(&b, " %s=%s", v.Metric, v.Result)
+	}
+	return b.String()
+}
+
+func formatWeights(w rollout.Weights) string {
+	names := slices.Sorted(mapKeys(w))
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s=%d%%", n, w[n]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// weightBar draws a 30-cell bar: stable cells then canary cells.
+func weightBar(st admin.ServiceStatus, pal palette) string {
+	const cells = 30
+	canary := 0
+	if st.CanaryVersion != "" {
+		canary = st.Weights[st.CanaryVersion]
+	}
+	n := (canary*cells + 50) / 100
+	if canary > 0 && n == 0 {
+		n = 1
+	}
+	return pal.green(strings.Repeat("█", cells-n)) + pal.yellow(strings.Repeat("█", n))
+}
+
+// writeStatus prints one service in full.
+func writeStatus(w io.Writer, st admin.ServiceStatus, pal palette) {
+	phase := string(st.Phase)
+	switch st.Phase {
+	case rollout.PhaseStable:
+		phase = pal.green(phase)
+	case rollout.PhaseDegraded, rollout.PhaseRollingBack:
+		phase = pal.red(phase)
+	default:
+		phase = pal.yellow(phase)
+	}
+	fmt.Fprintf(w, "%s  %s  stable %s", pal.bold(st.Name), phase, st.StableVersion)
+	if st.CanaryVersion != "" {
+		fmt.Fprintf(w, "  canary %s", st.CanaryVersion)
+	}
+	if st.Listen != "" {
+		fmt.Fprintf(w, "  %s", pal.dim("on "+st.Listen))
+	}
+	fmt.Fprintln(w)
+	if st.CanaryVersion != "" {
+		fmt.Fprintf(w, "  weights  %s  %s\n", weightBar(st, pal), formatWeights(st.Weights))
+	} else {
+		fmt.Fprintf(w, "  weights  %s\n", formatWeights(st.Weights))
+	}
+	if st.Step.Total > 0 {
+		fmt.Fprintf(w, "  step     %d/%d  %s", st.Step.Index+1, st.Step.Total, st.Step.Description)
+		if st.Paused {
+			fmt.Fprint(w, pal.yellow("  [paused: switchyard resume]"))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, t := range st.Targets {
+		mark := pal.green("healthy")
+		if !t.Healthy {
+			mark = pal.red("unhealthy")
+			if t.LastError != "" {
+				mark += pal.dim(" (" + t.LastError + ")")
+			}
+		}
+		if t.Ejected {
+			mark += pal.red(" ejected")
+		}
+		fmt.Fprintf(w, "  target   %-8s %-21s %s\n", t.Version, t.Address, mark)
+	}
+	for _, v := range st.LastVerdicts {
+		res := string(v.Result)
+		switch v.Result {
+		case rollout.VerdictPassed:
+			res = pal.green(res)
+		case rollout.VerdictFailed:
+			res = pal.red(res)
+		default:
+			res = pal.yellow(res)
+		}
+		fmt.Fprintf(w, "  verdict  %-22s %s %s\n", v.Metric, res, pal.dim(v.Reason))
+	}
+	if st.Threshold > 0 {
+		fmt.Fprintf(w, "  checks   %d failed of %d allowed\n", st.FailedChecks, st.Threshold)
+	}
+	if st.PreviousVersion != "" && st.PreviousUntil != nil {
+		fmt.Fprintf(w, "  previous %s kept for rollback until %s\n", st.PreviousVersion, st.PreviousUntil.Local().Format("15:04:05"))
+	}
+	if l := st.LastRollout; l != nil && st.Rollout == nil {
+		res := string(l.Result)
+		if l.Result == rollout.ResultPromoted {
+			res = pal.green(res)
+		} else {
+			res = pal.red(res)
+		}
+		fmt.Fprintf(w, "  last     #%d %s %s", l.ID, l.Version, res)
+		if l.Reason != "" {
+			fmt.Fprintf(w, ": %s", l.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	if st.Message != "" {
+		fmt.Fprintf(w, "  message  %s\n", pal.red(st.Message))
+	}
+}
+
+// writeServices prints a table of all services.
+func writeServices(w io.Writer, all []admin.ServiceStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPHASE\tSTABLE\tCANARY\tWEIGHTS\tSTEP\tHEALTHY\tLAST")
+	for _, st := range all {
+		step := "-"
+		if st.Step.Total > 0 {
+			step = fmt.Sprintf("%d/%d", st.Step.Index+1, st.Step.Total)
+		}
+		healthy := 0
+		for _, t := range st.Targets {
+			if t.Healthy {
+				healthy++
+			}
+		}
+		last := "-"
+		if l := st.LastRollout; l != nil {
+			last = fmt.Sprintf("%s %s", l.Version, l.Result)
+		}
+		canary := st.CanaryVersion
+		if canary == "" {
+			canary = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", st.Name, st.Phase, st.StableVersion, canary, formatWeights(st.Weights), step, healthy, len(st.Targets), last)
+	}
+	tw.Flush()
+}
+
+// writeHistory prints a rollout timeline.
+func writeHistory(w io.Writer, h []rollout.HistoryEntry) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tROLLOUT\tEVENT\tWEIGHTS\tBY\tMESSAGE")
+	for _, e := range h {
+		by := e.By
+		if by == "" {
+			by = "-"
+		}
+		msg := e.Message
+		if e.Verdict != nil && msg == "" {
+			msg = fmt.Sprintf("%s %s %.2f", e.Verdict.Metric, e.Verdict.Result, e.Verdict.Value)
+		}
+		fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\n", e.At.Local().Format(time.DateTime), e.Rollout, e.Kind, formatWeights(e.Weights), by, msg)
+	}
+	tw.Flush()
+}

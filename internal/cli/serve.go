@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchyard/switchyard/internal/daemon"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+func (e *env) serveCommand() *cobra.Command {
+	var (
+		files     []string
+		adminAddr string
+		logLevel  string
+		logFormat string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve -f FILE [-f FILE ...]",
+		Short: "Run the proxy, the rollout controller and the admin API",
+		Long: `serve runs everything: one reverse proxy listener per service, health checks,
+one rollout runner per service and the admin API (with /metrics).
+SIGHUP re-reads the files; SIGTERM and SIGINT shut down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return usageErr("no service file: pass -f FILE")
+			}
+			log, err := newLogger(e.stderr, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			d, err := daemon.New(daemon.Options{Files: files, StateDir: e.stateDir, Admin: adminAddr, Logger: log})
+			if err != nil {
+				return startErr(err)
+			}
+			return runDaemon(cmd.Context(), d, log)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "service file (YAML); repeat for several")
+	cmd.Flags().StringVar(&adminAddr, "admin", daemon.DefaultAdminAddr, "admin API listen address")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// startErr gives configuration errors exit code 2.
+func startErr(err error) error {
+	var ce *daemon.ConfigError
+	if errors.As(err, &ce) {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	return &ExitError{Code: ExitFailed, Err: err}
+}
+
+// runDaemon runs d until SIGINT/SIGTERM, reloading on SIGHUP.
+func runDaemon(ctx context.Context, d *daemon.Daemon, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := d.Reload(ctx); err != nil {
+					log.Error("reload failed; the running configuration keeps serving", "err", err)
+				} else {
+					log.Info("configuration reloaded")
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		return startErr(err)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level %q is not a level; use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErr("--log-format %q is not a format; use text or json", format)
+}
+
+func (e *env) validateCommand() *cobra.Command {
+	var files []string
+	cmd := &cobra.Command{
+		Use:   "validate -f FILE [-f FILE ...]",
+		Short: "Check service files; exit 0 when valid, 2 with every problem listed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return usageErr("no service file: pass -f FILE")
+			}
+			svcs, err := spec.LoadFiles(files...)
+			if err != nil {
+				return &ExitError{Code: ExitUsage, Err: fmt.Errorf("invalid configuration:\n%w", err)}
+			}
+			names := make([]string, 0, len(svcs))
+			for _, s := range svcs {
+				names = append(names, s.Metadata.Name)
+			}
+			out := map[string]any{"valid": true, "services": names}
+			return e.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "valid: %d service(s): %s\n", len(svcs), strings.Join(names, ", "))
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "service file (YAML); repeat for several")
+	return cmd
+}
+
+func (e *env) applyCommand() *cobra.Command {
+	var files []string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE [-f FILE ...]",
+		Short: "Send service files to the running daemon (validated fully, then swapped in)",
+		Long: `apply sends service documents to the running daemon. Services are replaced
+by name, new ones are added; on any error nothing changes and the running
+configuration keeps serving.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return usageErr("no service file: pass -f FILE")
+			}
+			// Validate here first: errors then name the user's own files and lines.
+			if _, err := spec.LoadFiles(files...); err != nil {
+				return &ExitError{Code: ExitUsage, Err: fmt.Errorf("invalid configuration, nothing applied:\n%w", err)}
+			}
+			var docs []string
+			for _, f := range files {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return usageErr("read %s: %v", f, err)
+				}
+				docs = append(docs, string(b))
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			names, err := c.Apply(cmd.Context(), []byte(strings.Join(docs, "\n---\n")))
+			if err != nil {
+				return apiErr(err)
+			}
+			return e.print(map[string]any{"applied": names}, func(w io.Writer) {
+				fmt.Fprintf(w, "applied: %s\n", strings.Join(names, ", "))
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "service file (YAML); repeat for several")
+	return cmd
+}

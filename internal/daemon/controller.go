@@ -1,0 +1,257 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+// The Daemon is the admin API's controller.
+var _ admin.Controller = (*Daemon)(nil)
+
+// Services lists every service's status, sorted by name.
+func (d *Daemon) Services(ctx context.Context) ([]admin.ServiceStatus, error) {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.services))
+	for name := range d.services {
+		names = append(names, name)
+	}
+	d.mu.Unlock()
+	slices.Sort(names)
+	out := make([]admin.ServiceStatus, 0, len(names))
+	for _, name := range names {
+		st, err := d.Service(ctx, name)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Service returns one service's status.
+func (d *Daemon) Service(_ context.Context, name string) (admin.ServiceStatus, error) {
+	r, ok := d.runner(name)
+	if !ok {
+		return admin.ServiceStatus{}, fmt.Errorf("service %q: %w", name, admin.ErrNotFound)
+	}
+	svc, st := r.snapshot()
+	return d.status(svc, st), nil
+}
+
+// Command submits a rollout command to the service's runner and answers
+// with the status once the command was applied and persisted.
+func (d *Daemon) Command(ctx context.Context, name string, cmd rollout.Event) (admin.ServiceStatus, error) {
+	r, ok := d.runner(name)
+	if !ok {
+		return admin.ServiceStatus{}, fmt.Errorf("service %q: %w", name, admin.ErrNotFound)
+	}
+	if dep, ok := cmd.(rollout.Deploy); ok {
+		if err := checkDeploy(dep); err != nil {
+			return admin.ServiceStatus{}, fmt.Errorf("service %q: %w: %w", name, admin.ErrInvalid, err)
+		}
+	}
+	if err := r.submit(ctx, cmd); err != nil {
+		return admin.ServiceStatus{}, classify(name, err)
+	}
+	return d.Service(ctx, name)
+}
+
+// checkDeploy validates what a deploy request brings that the spec does not.
+func checkDeploy(dep rollout.Deploy) error {
+	var errs []error
+	if dep.Version == "" {
+		errs = append(errs, errors.New("version is empty; pass --version NAME"))
+	}
+	switch dep.Strategy {
+	case "", rollout.StrategyCanary, rollout.StrategyBlueGreen:
+	default:
+		errs = append(errs, fmt.Errorf("strategy is %q; must be canary or blue-green", dep.Strategy))
+	}
+	for i, t := range dep.Targets {
+		host, port, err := net.SplitHostPort(t)
+		p, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("targets[%d] is %q; must be HOST:PORT with a port 1-65535, like 127.0.0.1:9001", i, t))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// classify maps the machine's refusals to the API's error kinds.
+func classify(name string, err error) error {
+	switch {
+	case errors.Is(err, rollout.ErrUnknownVersion):
+		return fmt.Errorf("service %q: %w: %w", name, admin.ErrInvalid, err)
+	case errors.Is(err, rollout.ErrRolloutRunning),
+		errors.Is(err, rollout.ErrNoRollout),
+		errors.Is(err, rollout.ErrNothingToRetry),
+		errors.Is(err, rollout.ErrNothingToRevert),
+		errors.Is(err, rollout.ErrAlreadyStable):
+		return fmt.Errorf("service %q: %w: %w", name, admin.ErrConflict, err)
+	}
+	return fmt.Errorf("service %q: %w", name, err)
+}
+
+// History returns a service's rollout timeline.
+func (d *Daemon) History(ctx context.Context, name string, limit int) ([]rollout.HistoryEntry, error) {
+	if _, ok := d.runner(name); !ok {
+		return nil, fmt.Errorf("service %q: %w", name, admin.ErrNotFound)
+	}
+	return d.store.History(ctx, name, limit)
+}
+
+// Apply validates YAML service documents and swaps them in, replacing
+// services of the same name and adding new ones. Nothing changes on error.
+func (d *Daemon) Apply(ctx context.Context, yaml []byte) ([]string, error) {
+	svcs, err := spec.Parse("apply", yaml)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+	}
+	byName := map[string]*spec.Service{}
+	for _, s := range d.currentServices() {
+		byName[s.Metadata.Name] = s
+	}
+	names := make([]string, 0, len(svcs))
+	for _, s := range svcs {
+		byName[s.Metadata.Name] = s
+		names = append(names, s.Metadata.Name)
+	}
+	merged := make([]*spec.Service, 0, len(byName))
+	for _, s := range byName {
+		merged = append(merged, s)
+	}
+	if err := checkDistinct(merged); err != nil {
+		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+	}
+	if err := d.applyAll(ctx, merged); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+		}
+		return nil, err
+	}
+	d.log.Info("configuration applied", "services", names)
+	return names, nil
+}
+
+// Subscribe streams rollout events.
+func (d *Daemon) Subscribe(ctx context.Context) (<-chan admin.StreamEvent, func()) {
+	return d.hub.subscribe(ctx)
+}
+
+// status renders a service's state for the API.
+func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus {
+	now := d.opts.Now()
+	out := admin.ServiceStatus{
+		Name:          svc.Metadata.Name,
+		Listen:        svc.Spec.Listen,
+		Phase:         st.Phase,
+		StableVersion: st.Stable,
+		Weights:       st.Weights,
+		Targets:       []admin.TargetStatus{},
+		Message:       st.RouterError,
+	}
+	if addr := d.proxy.Addr(svc.Metadata.Name); addr != nil {
+		out.Listen = addr.String()
+	}
+	if out.Weights == nil {
+		out.Weights = rollout.Weights{}
+	}
+	if st.Previous != "" && now.Before(st.PreviousUntil) {
+		out.PreviousVersion = st.Previous
+		until := st.PreviousUntil
+		out.PreviousUntil = &until
+	}
+	for _, t := range d.proxy.Health(svc.Metadata.Name) {
+		out.Targets = append(out.Targets, admin.TargetStatus{
+			Version: t.Version, Address: t.Address, Healthy: t.Healthy, Ejected: t.Ejected, LastError: t.LastError,
+		})
+	}
+	if run := st.Rollout; run != nil {
+		out.CanaryVersion = run.Version
+		out.Strategy = run.Strategy
+		out.Paused = run.Paused
+		out.FailedChecks = run.FailedChecks
+		out.Threshold = run.Threshold
+		out.Rollout = runStatus(run)
+		out.Step = admin.StepStatus{Index: run.StepIndex, Total: len(run.Steps)}
+		if run.StepIndex < len(run.Steps) {
+			s := run.Steps[run.StepIndex]
+			out.Step.Kind = string(s.Kind)
+			out.Step.Description = describeStep(s, run, now)
+		}
+		out.LastVerdicts = sortedVerdicts(run.Verdicts)
+	}
+	if st.Last != nil {
+		out.LastRollout = runStatus(st.Last)
+		if st.Rollout == nil {
+			out.LastVerdicts = sortedVerdicts(st.Last.Verdicts)
+		}
+	}
+	return out
+}
+
+func runStatus(run *rollout.Run) *admin.RolloutStatus {
+	rs := &admin.RolloutStatus{
+		ID: run.ID, Version: run.Version, From: run.From, Strategy: run.Strategy, By: run.By,
+		StartedAt: run.StartedAt, Result: run.Result, Reason: run.Reason,
+	}
+	if !run.FinishedAt.IsZero() {
+		t := run.FinishedAt
+		rs.FinishedAt = &t
+	}
+	return rs
+}
+
+func sortedVerdicts(m map[string]rollout.VerdictRecord) []rollout.VerdictRecord {
+	out := make([]rollout.VerdictRecord, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b rollout.VerdictRecord) int {
+		if a.Metric < b.Metric {
+			return -1
+		}
+		if a.Metric > b.Metric {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// describeStep says in words what the current step waits for.
+func describeStep(s rollout.Step, run *rollout.Run, now time.Time) string {
+	switch s.Kind {
+	case rollout.StepHealthGate:
+		return "waiting for every target of " + run.Version + " to be healthy"
+	case rollout.StepSetWeight:
+		return fmt.Sprintf("set weight %d%%", s.Weight)
+	case rollout.StepPause:
+		if s.Duration == 0 {
+			return "paused until `switchyard promote`"
+		}
+		left := s.Duration - now.Sub(run.StepStartedAt)
+		if run.Paused {
+			left = s.Duration - run.PausedAt.Sub(run.StepStartedAt)
+		}
+		return fmt.Sprintf("pause %s (%s left)", s.Duration, max(left, 0).Round(time.Second))
+	case rollout.StepGate:
+		return "waiting for approval: `switchyard promote`"
+	case rollout.StepSwitch:
+		return "switch all traffic to " + run.Version
+	case rollout.StepBake:
+		left := s.Duration - now.Sub(run.StepStartedAt)
+		return fmt.Sprintf("bake %s at 100%% (%s left)", s.Duration, max(left, 0).Round(time.Second))
+	}
+	return string(s.Kind)
+}

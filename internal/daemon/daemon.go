@@ -1,0 +1,450 @@
+// Package daemon wires Switchyard together: the store, the proxy, one
+// runner per service, the analysis loops and the admin API. It is the only
+// package that imports everything.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/proxy"
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+	"github.com/switchyard/switchyard/internal/store"
+)
+
+// DefaultAdminAddr is where the admin API listens unless told otherwise.
+const DefaultAdminAddr = "127.0.0.1:9901"
+
+// Options configure a Daemon.
+type Options struct {
+	// Files are the service files to serve (reloaded on SIGHUP).
+	Files []string
+	// Services, when set, are served in addition to Files (the demo uses it).
+	Services []*spec.Service
+	// StateDir holds the store, the admin token and the sticky-session key.
+	StateDir string
+	// Admin is the admin API's listen address (DefaultAdminAddr if empty).
+	Admin string
+	// Logger receives every log line; nil discards.
+	Logger *slog.Logger
+	// Tick is how often runners see time pass (1s if zero).
+	Tick time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
+
+// Daemon is a running Switchyard: proxy, runners and admin API.
+type Daemon struct {
+	opts  Options
+	log   *slog.Logger
+	store *store.Store
+	proxy *proxy.Proxy
+	reg   *prometheus.Registry
+	hub   *hub
+	token string
+
+	rolloutsTotal *prometheus.CounterVec
+
+	mu       sync.Mutex // guards services and runCtx
+	services map[string]*serviceEntry
+	runCtx   context.Context
+	runners  sync.WaitGroup
+
+	adminURL atomic.Pointer[string]
+	ready    atomic.Bool
+}
+
+type serviceEntry struct {
+	runner *runner
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New loads and validates the configuration, opens the store and prepares
+// the proxy. Nothing listens until Run. A configuration error wraps
+// spec errors (exit code 2); a store that cannot be read is an error too:
+// Switchyard never starts with an empty state over a broken one.
+func New(opts Options) (*Daemon, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Admin == "" {
+		opts.Admin = DefaultAdminAddr
+	}
+	if opts.StateDir == "" {
+		return nil, errors.New("no state directory: pass --state-dir")
+	}
+	if _, err := loadServices(opts); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	token, err := admin.EnsureToken(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	key, err := ensureKey(filepath.Join(opts.StateDir, "sticky.key"))
+	if err != nil {
+		return nil, fmt.Errorf("sticky-session key: %w", err)
+	}
+	st, err := store.Open(filepath.Join(opts.StateDir, "state.db"), store.Options{Timeout: 2 * time.Second, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	px, err := proxy.New(proxy.Options{Logger: opts.Logger, Registerer: reg, StickyKey: key})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	d := &Daemon{
+		opts:     opts,
+		log:      opts.Logger,
+		store:    st,
+		proxy:    px,
+		reg:      reg,
+		hub:      newHub(),
+		token:    token,
+		services: map[string]*serviceEntry{},
+		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_rollouts_total",
+			Help: "Finished rollouts by service and result (promoted, rolled-back, aborted).",
+		}, []string{"service", "result"}),
+	}
+	reg.MustRegister(d.rolloutsTotal)
+	px.OnHealthChange(d.healthChanged)
+	return d, nil
+}
+
+// loadServices reads every file and the inline services, and validates them
+// together (duplicate names, two services on one address).
+func loadServices(opts Options) ([]*spec.Service, error) {
+	var svcs []*spec.Service
+	if len(opts.Files) > 0 {
+		s, err := spec.LoadFiles(opts.Files...)
+		if err != nil {
+			return nil, &ConfigError{Err: err}
+		}
+		svcs = append(svcs, s...)
+	}
+	svcs = append(svcs, opts.Services...)
+	if len(svcs) == 0 {
+		return nil, &ConfigError{Err: errors.New("no services: pass -f FILE with at least one Service document")}
+	}
+	if err := checkDistinct(svcs); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	return svcs, nil
+}
+
+// ConfigError marks an invalid configuration (exit code 2).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// checkDistinct refuses two services with one name or one listen address.
+func checkDistinct(svcs []*spec.Service) error {
+	names := map[string]bool{}
+	listens := map[string]string{}
+	var errs []error
+	for _, s := range svcs {
+		if names[s.Metadata.Name] {
+			errs = append(errs, fmt.Errorf("service %q is defined twice; service names must be unique", s.Metadata.Name))
+		}
+		names[s.Metadata.Name] = true
+		if s.Spec.Listen == "" {
+			continue
+		}
+		if other, ok := listens[s.Spec.Listen]; ok {
+			errs = append(errs, fmt.Errorf("service %q: spec.listen %q is already used by service %q; give each service its own address", s.Metadata.Name, s.Spec.Listen, other))
+		}
+		listens[s.Spec.Listen] = s.Metadata.Name
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: stop accepting,
+// let in-flight requests finish, persist, close the store.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.store.Close()
+	svcs, err := loadServices(d.opts)
+	if err != nil {
+		return err
+	}
+	if err := d.proxy.Apply(ctx, svcs); err != nil {
+		return fmt.Errorf("start proxy: %w", err)
+	}
+
+	adminLn, err := net.Listen("tcp", d.opts.Admin)
+	if err != nil {
+		d.shutdownProxy()
+		return fmt.Errorf("admin API: listen on %s: %w (pass --admin ADDR to use another address)", d.opts.Admin, err)
+	}
+	url := "http://" + adminLn.Addr().String()
+	d.adminURL.Store(&url)
+	if err := admin.WriteEndpoint(d.opts.StateDir, url); err != nil {
+		adminLn.Close()
+		d.shutdownProxy()
+		return fmt.Errorf("admin API: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           admin.NewServer(d, admin.ServerOptions{Token: d.token, Logger: d.log, Gatherer: d.reg, Ready: d.readyErr}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	runCtx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
+	d.mu.Lock()
+	d.runCtx = runCtx
+	d.mu.Unlock()
+	if err := d.swap(svcs); err != nil {
+		cancelRunners()
+		adminLn.Close()
+		d.shutdownProxy()
+		return err
+	}
+	d.ready.Store(true)
+	d.log.Info("serving", "admin", url, "services", len(svcs), "state", d.opts.StateDir)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(adminLn) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("admin API: %w", err)
+	}
+	d.ready.Store(false)
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	srv.Shutdown(sctx)
+	cancel()
+	cancelRunners()
+	d.runners.Wait()
+	d.hub.close()
+	d.shutdownProxy()
+	return runErr
+}
+
+func (d *Daemon) shutdownProxy() {
+	ctx, cancel := context.WithTimeout(context.Background(), d.maxDrain())
+	defer cancel()
+	if err := d.proxy.Shutdown(ctx); err != nil {
+		d.log.Warn("proxy shutdown", "err", err)
+	}
+}
+
+func (d *Daemon) maxDrain() time.Duration {
+	drain := 30 * time.Second
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range d.services {
+		svc, _ := e.runner.snapshot()
+		if t := svc.Spec.Proxy.DrainTimeout.Duration; t > drain {
+			drain = t
+		}
+	}
+	return drain
+}
+
+// AdminURL is the admin API's address once Run listens ("" before).
+func (d *Daemon) AdminURL() string {
+	if p := d.adminURL.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Token is the admin API's bearer token.
+func (d *Daemon) Token() string { return d.token }
+
+func (d *Daemon) readyErr() error {
+	if !d.ready.Load() {
+		return errors.New("not ready")
+	}
+	return nil
+}
+
+// Reload re-reads the service files (SIGHUP). The new configuration is built
+// and validated fully, then swapped in; on any error the old one keeps serving.
+func (d *Daemon) Reload(ctx context.Context) error {
+	svcs, err := loadServices(d.opts)
+	if err != nil {
+		return err
+	}
+	return d.applyAll(ctx, svcs)
+}
+
+// applyAll makes svcs the whole configuration.
+func (d *Daemon) applyAll(ctx context.Context, svcs []*spec.Service) error {
+	for _, s := range svcs {
+		if _, err := rollout.New(s); err != nil {
+			return &ConfigError{Err: fmt.Errorf("service %q: %w", s.Metadata.Name, err)}
+		}
+	}
+	if err := d.proxy.Apply(ctx, svcs); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
+	return d.swap(svcs)
+}
+
+// currentServices returns the specs in force.
+func (d *Daemon) currentServices() []*spec.Service {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*spec.Service, 0, len(d.services))
+	for _, e := range d.services {
+		svc, _ := e.runner.snapshot()
+		out = append(out, svc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Metadata.Name < out[j].Metadata.Name })
+	return out
+}
+
+// swap starts runners for new services, reconfigures existing ones and
+// stops those no longer configured (their state stays in the store).
+func (d *Daemon) swap(svcs []*spec.Service) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	keep := map[string]bool{}
+	for _, svc := range svcs {
+		name := svc.Metadata.Name
+		keep[name] = true
+		if e, ok := d.services[name]; ok {
+			e.runner.reconfigure(svc)
+			continue
+		}
+		m, err := rollout.New(svc)
+		if err != nil {
+			return &ConfigError{Err: fmt.Errorf("service %q: %w", name, err)}
+		}
+		st, _, err := d.store.Load(d.runCtx, name)
+		if err != nil {
+			return fmt.Errorf("service %q: restore state: %w", name, err)
+		}
+		r := newRunner(d.runnerDeps(), svc, m, st)
+		ctx, cancel := context.WithCancel(d.runCtx)
+		e := &serviceEntry{runner: r, cancel: cancel, done: make(chan struct{})}
+		d.services[name] = e
+		d.runners.Go(func() {
+			defer close(e.done)
+			if err := r.run(ctx); err != nil {
+				d.log.Error("runner stopped", "service", name, "err", err)
+			}
+		})
+	}
+	for name, e := range d.services {
+		if !keep[name] {
+			e.cancel()
+			<-e.done
+			delete(d.services, name)
+			d.log.Info("service removed", "service", name)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) runnerDeps() runnerDeps {
+	return runnerDeps{
+		log:   d.log,
+		store: d.store,
+		plane: d.proxy,
+		now:   d.opts.Now,
+		tick:  d.opts.Tick,
+		publish: func(ev streamEvent) {
+			d.hub.publish(admin.StreamEvent{
+				Time: d.opts.Now(), Service: ev.service, Kind: ev.kind, Message: ev.message,
+				Rollout: ev.rollout, Phase: ev.phase, Weights: ev.weights, Result: ev.result,
+			})
+		},
+		finished: func(service string, f rollout.Finished) {
+			d.rolloutsTotal.WithLabelValues(service, string(f.Result)).Inc()
+		},
+		analyze: d.startAnalysis,
+	}
+}
+
+func (d *Daemon) runner(name string) (*runner, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.services[name]
+	if !ok {
+		return nil, false
+	}
+	return e.runner, true
+}
+
+// healthChanged is the proxy's health callback: hand it to the runner.
+func (d *Daemon) healthChanged(service, version string, healthy, total int) {
+	if r, ok := d.runner(service); ok {
+		r.healthChanged(version, healthy, total)
+	}
+}
+
+// ensureKey returns the 32-byte key in path, creating it (mode 0600) once.
+func ensureKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) < 32 {
+			return nil, fmt.Errorf("%s is %d bytes, want 32: delete it to generate a new key (sticky sessions restart)", path, len(b))
+		}
+		return b, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	return key, writeFileAtomic(path, key, 0o600)
+}
+
+// writeFileAtomic writes via a temporary file, fsync and rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

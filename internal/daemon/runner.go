@@ -1,0 +1,366 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+// dataPlane is what a runner needs from the thing that moves traffic and
+// watches targets (the built-in proxy).
+type dataPlane interface {
+	rollout.TrafficRouter
+	SetVersion(service, version string, targets []string) error
+	RemoveVersion(service, version string) error
+}
+
+// stateStore persists a service's state and history in one transaction.
+type stateStore interface {
+	Save(ctx context.Context, service string, st rollout.State, history ...rollout.HistoryEntry) error
+}
+
+// runnerDeps are the shell's collaborators shared by every runner.
+type runnerDeps struct {
+	log      *slog.Logger
+	store    stateStore
+	plane    dataPlane
+	now      func() time.Time
+	tick     time.Duration
+	publish  func(ev streamEvent)
+	finished func(service string, f rollout.Finished)
+	analyze  func(ctx context.Context, svc *spec.Service, a *rollout.StartAnalysis) analysisHandle
+}
+
+// analysisHandle stops an analysis loop started for a rollout.
+type analysisHandle interface{ Stop() }
+
+// streamEvent is a notification for the SSE stream and the logs.
+type streamEvent struct {
+	service string
+	kind    string
+	message string
+	rollout uint64
+	phase   rollout.Phase
+	weights rollout.Weights
+	result  rollout.Result
+}
+
+// request is a command submitted to a runner and its answer.
+type request struct {
+	event rollout.Event
+	reply chan error
+}
+
+// runner is the shell around one service's rollout machine: it is the only
+// goroutine that changes the service's state. Every event goes through step,
+// which persists the new state before executing any action.
+type runner struct {
+	deps runnerDeps
+	name string
+
+	requests chan request
+	reconfig chan *spec.Service
+	healthCh chan struct{} // signalled when pendingHealth changes
+	verdicts chan rollout.Verdict
+
+	mu            sync.Mutex // guards the fields below, read by status
+	svc           *spec.Service
+	machine       *rollout.Machine
+	state         rollout.State
+	pendingHealth map[string]rollout.VersionHealth
+
+	// owned by the runner goroutine
+	registered map[string]bool
+	analysis   analysisHandle
+}
+
+func newRunner(deps runnerDeps, svc *spec.Service, m *rollout.Machine, st rollout.State) *runner {
+	return &runner{
+		deps:          deps,
+		name:          svc.Metadata.Name,
+		requests:      make(chan request),
+		reconfig:      make(chan *spec.Service, 1),
+		healthCh:      make(chan struct{}, 1),
+		verdicts:      make(chan rollout.Verdict, 16),
+		svc:           svc,
+		machine:       m,
+		state:         st,
+		pendingHealth: map[string]rollout.VersionHealth{},
+		registered:    map[string]bool{},
+	}
+}
+
+// snapshot returns the current spec and state for status.
+func (r *runner) snapshot() (*spec.Service, rollout.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.svc, r.state
+}
+
+// healthChanged records a version's health; the runner picks it up. It
+// never blocks, so the health checker is never held up by a busy runner.
+func (r *runner) healthChanged(version string, healthy, total int) {
+	r.mu.Lock()
+	r.pendingHealth[version] = rollout.VersionHealth{Healthy: healthy, Total: total}
+	r.mu.Unlock()
+	select {
+	case r.healthCh <- struct{}{}:
+	default:
+	}
+}
+
+// submit hands a command to the runner and waits until it was applied and
+// persisted (or refused).
+func (r *runner) submit(ctx context.Context, e rollout.Event) error {
+	req := request{event: e, reply: make(chan error, 1)}
+	select {
+	case r.requests <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reconfigure swaps in a new spec (already validated and compiled).
+func (r *runner) reconfigure(svc *spec.Service) {
+	// Keep only the newest pending spec.
+	for {
+		select {
+		case r.reconfig <- svc:
+			return
+		default:
+		}
+		select {
+		case <-r.reconfig:
+		default:
+		}
+	}
+}
+
+// run is the runner's loop. It starts by reconciling the restored state with
+// the spec, which re-asserts the weights in force: a restart never flip-flops.
+func (r *runner) run(ctx context.Context) error {
+	defer r.stopAnalysis()
+	r.mu.Lock()
+	st, acts := r.machine.Reconcile(r.state, r.deps.now())
+	r.mu.Unlock()
+	if err := r.commit(ctx, st, acts); err != nil {
+		return fmt.Errorf("service %q: start: %w", r.name, err)
+	}
+	ticker := time.NewTicker(r.deps.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case req := <-r.requests:
+			req.reply <- r.step(ctx, req.event)
+		case svc := <-r.reconfig:
+			if err := r.applySpec(ctx, svc); err != nil {
+				r.deps.log.Error("reconfigure failed", "service", r.name, "err", err)
+			}
+		case <-r.healthCh:
+			r.mu.Lock()
+			pending := r.pendingHealth
+			r.pendingHealth = map[string]rollout.VersionHealth{}
+			r.mu.Unlock()
+			for _, v := range slices.Sorted(maps.Keys(pending)) {
+				h := pending[v]
+				r.logStepErr(r.step(ctx, rollout.HealthChanged{Version: v, Healthy: h.Healthy, Total: h.Total}))
+			}
+		case v := <-r.verdicts:
+			r.logStepErr(r.step(ctx, v))
+		case <-ticker.C:
+			r.logStepErr(r.step(ctx, rollout.Tick{}))
+		}
+	}
+}
+
+func (r *runner) logStepErr(err error) {
+	if err != nil {
+		r.deps.log.Warn("event not applied", "service", r.name, "err", err)
+	}
+}
+
+func (r *runner) applySpec(ctx context.Context, svc *spec.Service) error {
+	m, err := rollout.New(svc)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.svc, r.machine = svc, m
+	st, acts := m.Reconcile(r.state, r.deps.now())
+	r.mu.Unlock()
+	return r.commit(ctx, st, acts)
+}
+
+// step feeds one event to the machine, then commits the result. Results of
+// actions (router applied/failed) are fed back before step returns, so a
+// command's reply reflects the state after its effects.
+func (r *runner) step(ctx context.Context, e rollout.Event) error {
+	queue := []rollout.Event{e}
+	for len(queue) > 0 {
+		ev := queue[0]
+		queue = queue[1:]
+		r.mu.Lock()
+		m, cur := r.machine, r.state
+		r.mu.Unlock()
+		if d, ok := ev.(rollout.Deploy); ok {
+			r.ensureRegistered(cur, d.Version)
+		}
+		next, acts, err := m.Step(cur, ev, r.deps.now())
+		if err != nil {
+			if ev == e {
+				return err
+			}
+			r.deps.log.Warn("feedback event refused", "service", r.name, "event", rollout.EventName(ev), "err", err)
+			continue
+		}
+		if err := r.persist(ctx, next, acts); err != nil {
+			return err
+		}
+		queue = append(queue, r.execute(ctx, next, acts)...)
+	}
+	return nil
+}
+
+// commit persists a state and executes its actions (used by Reconcile,
+// whose results may also produce feedback events).
+func (r *runner) commit(ctx context.Context, st rollout.State, acts []rollout.Action) error {
+	if err := r.persist(ctx, st, acts); err != nil {
+		return err
+	}
+	for _, ev := range r.execute(ctx, st, acts) {
+		if err := r.step(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// persist saves the state and its history in one transaction, then makes it
+// the runner's state. Nothing is executed when saving fails: the old state
+// stays in force and the command is answered with the error.
+func (r *runner) persist(ctx context.Context, st rollout.State, acts []rollout.Action) error {
+	var hist []rollout.HistoryEntry
+	for _, a := range acts {
+		if h, ok := a.(rollout.RecordHistory); ok {
+			hist = append(hist, h.Entry)
+		}
+	}
+	if err := r.deps.store.Save(ctx, r.name, st, hist...); err != nil {
+		return fmt.Errorf("persist state of service %q: %w", r.name, err)
+	}
+	r.mu.Lock()
+	r.state = st
+	r.mu.Unlock()
+	return nil
+}
+
+// ensureRegistered makes sure a version known to the state is known to the
+// data plane before a deploy starts health-checking it (a version retired
+// after scaleDownDelay may be deployed again without --targets).
+func (r *runner) ensureRegistered(st rollout.State, version string) {
+	if r.registered[version] {
+		return
+	}
+	if targets, ok := st.Versions[version]; ok {
+		r.register(version, targets)
+	}
+}
+
+func (r *runner) register(version string, targets []string) {
+	if err := r.deps.plane.SetVersion(r.name, version, targets); err != nil {
+		r.deps.log.Error("register version failed", "service", r.name, "version", version, "err", err)
+		return
+	}
+	r.registered[version] = true
+}
+
+// execute runs actions in order and returns the feedback events they produce.
+func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.Action) []rollout.Event {
+	var feedback []rollout.Event
+	for _, a := range acts {
+		switch a := a.(type) {
+		case rollout.RegisterVersion:
+			r.register(a.Version, a.Targets)
+		case rollout.RetireVersion:
+			r.retire(a.Version)
+		case rollout.SetWeights:
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := r.deps.plane.Route(rctx, r.name, a.Routing)
+			cancel()
+			if err != nil {
+				r.deps.log.Error("route failed", "service", r.name, "weights", a.Routing.Weights, "err", err)
+				feedback = append(feedback, rollout.RouterFailed{Weights: a.Routing.Weights, Error: err.Error()})
+				continue
+			}
+			r.deps.log.Info("weights set", "service", r.name, "stable", a.Routing.Stable, "canary", a.Routing.Canary, "weights", a.Routing.Weights)
+			feedback = append(feedback, rollout.RouterApplied{Weights: a.Routing.Weights})
+		case rollout.StartAnalysis:
+			r.stopAnalysis()
+			if r.deps.analyze != nil {
+				r.mu.Lock()
+				svc := r.svc
+				r.mu.Unlock()
+				r.analysis = r.deps.analyze(ctx, svc, &a)
+			}
+		case rollout.StopAnalysis:
+			r.stopAnalysis()
+		case rollout.Notify:
+			r.deps.log.Info(a.Message, "service", r.name, "kind", a.Kind)
+			r.deps.publish(streamEvent{service: r.name, kind: a.Kind, message: a.Message, rollout: rolloutID(st), phase: st.Phase, weights: a.Weights})
+		case rollout.Finished:
+			r.deps.finished(r.name, a)
+			r.deps.publish(streamEvent{service: r.name, kind: "finished", message: a.Reason, rollout: a.Rollout, phase: st.Phase, result: a.Result, weights: st.Weights})
+		case rollout.RecordHistory:
+			// Persisted with the state.
+		default:
+			r.deps.log.Warn("unknown action", "service", r.name, "action", rollout.ActionName(a))
+		}
+	}
+	return feedback
+}
+
+// retire removes a version from the data plane unless the spec still lists
+// it: spec versions stay health-checked so a later deploy never waits.
+func (r *runner) retire(version string) {
+	r.mu.Lock()
+	svc := r.svc
+	r.mu.Unlock()
+	for _, v := range svc.Spec.Versions {
+		if v.Name == version {
+			return
+		}
+	}
+	if err := r.deps.plane.RemoveVersion(r.name, version); err != nil {
+		r.deps.log.Warn("retire version failed", "service", r.name, "version", version, "err", err)
+	}
+	delete(r.registered, version)
+}
+
+func (r *runner) stopAnalysis() {
+	if r.analysis != nil {
+		r.analysis.Stop()
+		r.analysis = nil
+	}
+}
+
+func rolloutID(st rollout.State) uint64 {
+	if st.Rollout != nil {
+		return st.Rollout.ID
+	}
+	return 0
+}
