@@ -1,0 +1,292 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// StatusClientClosedRequest is recorded (nginx's 499) when the client went
+// away before the target answered. It is not an error of the version.
+const StatusClientClosedRequest = 499
+
+// reqState travels with one proxied request through ReverseProxy (in the
+// outgoing request's context) so Rewrite, the retrying RoundTripper,
+// ModifyResponse and ErrorHandler share it. Pooled.
+type reqState struct {
+	tbl     *table
+	ver     *version
+	target  *target
+	tried   [4]*target
+	ntried  int
+	inCtx   context.Context
+	code    int
+	failure bool
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// statePool and bufferPool are owned by a Proxy (no package-level state).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	bp := &bufferPool{}
+	bp.p.New = func() any { b := make([]byte, 32<<10); return &b }
+	return bp
+}
+
+// Get implements httputil.BufferPool.
+func (bp *bufferPool) Get() []byte { return *(bp.p.Get().(*[]byte)) }
+
+// Put implements httputil.BufferPool.
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// serveHTTP is the hot path: pick a version and target from the service's
+// current table (one atomic load, no lock), proxy, record.
+func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	tbl := svc.table.Load()
+	if tbl == nil || tbl.stable == nil && len(tbl.picks) == 0 {
+		http.Error(w, "no route", http.StatusServiceUnavailable)
+		return
+	}
+	if id := r.Header["X-Request-Id"]; len(id) == 0 || id[0] == "" {
+		r.Header["X-Request-Id"] = []string{newRequestID()}
+	}
+	now := start.UnixNano()
+	v := tbl.choose(w, r, start)
+	t := v.pick(now, nil)
+	if t == nil {
+		// No routable target in the chosen version: prefer another version
+		// that has one over failing the request.
+		for _, o := range tbl.versions {
+			if o != v {
+				if t = o.pick(now, nil); t != nil {
+					v = o
+					break
+				}
+			}
+		}
+		if t == nil {
+			t = v.anyTarget(nil)
+		}
+	}
+	if t == nil {
+		p.record(v, start, http.StatusServiceUnavailable, false)
+		http.Error(w, "no target", http.StatusServiceUnavailable)
+		return
+	}
+	if tbl.versionHeader != "" {
+		w.Header()[tbl.versionHeader] = []string{v.name}
+	}
+	if tbl.maxBody > 0 {
+		if r.ContentLength > tbl.maxBody {
+			p.record(v, start, http.StatusRequestEntityTooLarge, false)
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, tbl.maxBody)
+		}
+	}
+
+	st := p.states.Get().(*reqState)
+	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context()}
+	st.tried[0] = t
+	st.ntried = 1
+	t.inflight.Add(1)
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if tbl.upstreamTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, tbl.upstreamTimeout)
+		defer cancel()
+	}
+	defer func() {
+		pv := recover()
+		st.target.inflight.Add(-1)
+		code, failed := st.code, st.failure
+		if pv != nil {
+			// ReverseProxy panics with http.ErrAbortHandler when the target
+			// broke the response mid-body: a reset after the status line.
+			if st.inCtx.Err() == nil {
+				failed = true
+			} else {
+				code = StatusClientClosedRequest
+			}
+		}
+		if code == 0 {
+			code = http.StatusBadGateway
+		}
+		p.record(st.ver, start, code, failed)
+		*st = reqState{}
+		p.states.Put(st)
+		if pv != nil {
+			panic(pv)
+		}
+	}()
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// record feeds the version's one-second window and Prometheus.
+func (p *Proxy) record(v *version, start time.Time, code int, failed bool) {
+	end := time.Now()
+	d := end.Sub(start)
+	v.stats.record(end.Unix(), d, failed)
+	v.counter(code).Inc()
+	v.duration.Observe(d.Seconds())
+}
+
+func newRequestID() string {
+	const hex = "0123456789abcdef"
+	var b [32]byte
+	x, y := rand.Uint64(), rand.Uint64()
+	for i := range 16 {
+		b[i], b[16+i] = hex[x&0xf], hex[y&0xf]
+		x, y = x>>4, y>>4
+	}
+	return string(b[:])
+}
+
+// rewrite points the outgoing request at the chosen target. The Host header
+// is kept (like Traefik, Caddy and kamal-proxy) so virtual hosts keep working;
+// X-Forwarded-* are set by httputil.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	st := stateOf(pr.Out.Context())
+	pr.Out.URL.Scheme = st.target.scheme
+	pr.Out.URL.Host = st.target.host
+	pr.SetXForwarded()
+}
+
+// RoundTrip implements http.RoundTripper for ReverseProxy: it sends to the
+// chosen target and, for idempotent requests without a body that failed
+// before any response arrived (connect failure, reset), retries on other
+// targets of the same version, like nginx's proxy_next_upstream error timeout.
+// Nothing has been written to the client at that point, and a POST is never
+// resent.
+func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
+	st := stateOf(req.Context())
+	if st == nil {
+		return p.h1.RoundTrip(req)
+	}
+	out := req
+	for attempt := 0; ; attempt++ {
+		t := st.target
+		rt := http.RoundTripper(p.h1)
+		if t.h2c {
+			rt = p.h2c
+		}
+		res, err := rt.RoundTrip(out)
+		if err == nil {
+			return res, nil
+		}
+		if st.inCtx.Err() != nil || req.Context().Err() != nil {
+			return nil, err // the client left or the upstream timeout passed
+		}
+		p.passiveFailure(t, st.tbl.health, err.Error())
+		if attempt >= st.tbl.retries || st.ntried >= len(st.tried) || !retryable(req, err) {
+			return nil, err
+		}
+		next := st.ver.pick(time.Now().UnixNano(), st.tried[:st.ntried])
+		if next == nil {
+			return nil, err
+		}
+		t.inflight.Add(-1)
+		next.inflight.Add(1)
+		st.target = next
+		st.tried[st.ntried] = next
+		st.ntried++
+		r2 := *req
+		u := *req.URL
+		u.Scheme, u.Host = next.scheme, next.host
+		r2.URL = &u
+		out = &r2
+		p.log.Debug("retrying on another target", "service", st.ver.service, "version", st.ver.name, "target", next.addr, "error", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// retryable reports whether a failed attempt may be repeated elsewhere:
+// an idempotent method (or an Idempotency-Key), no request body (the
+// transport has consumed and closed it), and a transport error that is not
+// a timeout of the whole request.
+func retryable(req *http.Request, err error) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+	default:
+		if req.Header.Get("Idempotency-Key") == "" {
+			return false
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return true
+}
+
+// modifyResponse records the target's status and feeds passive health.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	st := stateOf(res.Request.Context())
+	if st == nil {
+		return nil
+	}
+	st.code = res.StatusCode
+	switch {
+	case res.StatusCode >= 500:
+		st.failure = true
+		if res.StatusCode == http.StatusBadGateway || res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusGatewayTimeout {
+			p.passiveFailure(st.target, st.tbl.health, "target returned "+strconv.Itoa(res.StatusCode))
+		}
+	default:
+		passiveSuccess(st.target)
+	}
+	return nil
+}
+
+// errorHandler answers when no response came from the target.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	var mbe *http.MaxBytesError
+	code := http.StatusBadGateway
+	failed := true
+	switch {
+	case errors.As(err, &mbe):
+		code, failed = http.StatusRequestEntityTooLarge, false
+	case st != nil && st.inCtx.Err() != nil:
+		code, failed = StatusClientClosedRequest, false
+	case isTimeout(err):
+		code = http.StatusGatewayTimeout
+	}
+	if st != nil {
+		st.code, st.failure = code, failed
+	}
+	if code != StatusClientClosedRequest {
+		p.log.Debug("proxy error", "error", err, "status", code)
+	}
+	w.WriteHeader(code)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

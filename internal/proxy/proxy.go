@@ -1,0 +1,508 @@
+// Package proxy is Switchyard's data plane: a reverse proxy that splits each
+// service's traffic between versions by weight, header and cookie rules and
+// sticky sessions, health-checks every target, retries idempotent requests
+// on connect failures, drains retired targets, and measures every version in
+// one-second windows for the rollout analysis.
+//
+// The routing table of a service is immutable once published and read with
+// one atomic load per request; the control path (Apply, SetVersion, Route)
+// is serialised by one mutex and never blocks the hot path.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+// Sentinel errors callers may branch on.
+var (
+	ErrUnknownService = errors.New("unknown service")
+	ErrUnknownVersion = errors.New("unknown version")
+	ErrClosed         = errors.New("proxy closed")
+)
+
+var _ rollout.TrafficRouter = (*Proxy)(nil)
+
+// Options configures a Proxy.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // may be nil: metrics are kept but not exported
+	// StickyKey is the HMAC key for sticky cookies. Keep it across restarts
+	// or every client is re-bucketed; when empty a random key is used.
+	StickyKey []byte
+}
+
+// TargetHealth is the health of one target, for Health.
+type TargetHealth struct {
+	Version   string `json:"version"`
+	Address   string `json:"address"`
+	Healthy   bool   `json:"healthy"`
+	Ejected   bool   `json:"ejected,omitempty"`
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Proxy serves every service's listener. Create it with New.
+type Proxy struct {
+	log       *slog.Logger
+	met       *metrics
+	stickyKey []byte
+	lm        *latencyMapping
+
+	root   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	conns    *connTracker
+	h1, h2c  *http.Transport
+	probeH1  *http.Transport
+	probeH2C *http.Transport
+	rp       *httputil.ReverseProxy
+	states   sync.Pool
+
+	mu        sync.Mutex // control path: Apply, SetVersion, RemoveVersion, Route
+	services  map[string]*service
+	listeners map[string]*listener
+	closed    bool
+
+	subMu sync.Mutex
+	subs  []func(service, version string, healthy, total int)
+
+	dirtyMu     sync.Mutex
+	dirty       map[*version]struct{}
+	dirtySignal chan struct{}
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// service is the control-path state of one service; the hot path only
+// touches its table.
+type service struct {
+	name     string
+	spec     spec.ServiceSpec
+	comp     *compiled
+	versions map[string]*version
+	routing  rollout.Routing
+	table    atomic.Pointer[table]
+	health   atomic.Pointer[healthConfig]
+	lis      *listener
+}
+
+// New builds a Proxy with no services; Apply adds them.
+func New(opts Options) (*Proxy, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	met, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	key := opts.StickyKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key)
+	}
+	root, cancel := context.WithCancel(context.Background())
+	p := &Proxy{
+		log: log, met: met, stickyKey: append([]byte(nil), key...), lm: newLatencyMapping(),
+		root: root, cancel: cancel,
+		conns:       &connTracker{conns: make(map[string]map[*trackedConn]struct{})},
+		services:    make(map[string]*service),
+		listeners:   make(map[string]*listener),
+		dirty:       make(map[*version]struct{}),
+		dirtySignal: make(chan struct{}, 1),
+	}
+	p.states.New = func() any { return new(reqState) }
+	dial := p.conns.dialer(&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second})
+	p.h1 = &http.Transport{
+		DialContext:           dial,
+		MaxIdleConns:          0, // no global cap; the per-host cap below bounds it
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass Accept-Encoding through untouched
+		ForceAttemptHTTP2:     false,
+	}
+	p.h2c = p.h1.Clone()
+	p.h2c.Protocols = new(http.Protocols)
+	p.h2c.Protocols.SetUnencryptedHTTP2(true)
+	p.probeH1 = &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	p.probeH2C = p.probeH1.Clone()
+	p.probeH2C.Protocols = new(http.Protocols)
+	p.probeH2C.Protocols.SetUnencryptedHTTP2(true)
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      roundTripFunc(p.roundTrip),
+		FlushInterval:  -1,
+		BufferPool:     newBufferPool(),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	p.wg.Go(p.runNotifier)
+	return p, nil
+}
+
+// OnHealthChange subscribes fn to health transitions: it is called from the
+// proxy's notifier goroutine with a version's healthy and total target
+// counts whenever they change (and once after its first probes). fn must
+// not block long; it may call back into the Proxy.
+func (p *Proxy) OnHealthChange(fn func(service, version string, healthy, total int)) {
+	p.subMu.Lock()
+	p.subs = append(p.subs[:len(p.subs):len(p.subs)], fn)
+	p.subMu.Unlock()
+}
+
+// Addr returns the bound address of a service's listener, or nil.
+func (p *Proxy) Addr(service string) net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.services[service]; s != nil && s.lis != nil {
+		return s.lis.ln.Addr()
+	}
+	return nil
+}
+
+// Route publishes a new routing table for a service in one atomic store:
+// when it returns, no new request goes by the old table. Unknown versions
+// or weights that do not sum to 100 are refused and change nothing.
+func (p *Proxy) Route(ctx context.Context, name string, r rollout.Routing) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("route %q: %w", name, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	s := p.services[name]
+	if s == nil {
+		return fmt.Errorf("route %q: %w", name, ErrUnknownService)
+	}
+	t, err := buildTable(s.comp, s.versions, r)
+	if err != nil {
+		return fmt.Errorf("route %q: %w", name, err)
+	}
+	s.routing = cloneRouting(r)
+	s.table.Store(t)
+	p.publishWeights(s)
+	p.log.Info("routing set", "service", name, "stable", r.Stable, "canary", r.Canary, "weights", r.Weights)
+	return nil
+}
+
+func cloneRouting(r rollout.Routing) rollout.Routing {
+	w := make(rollout.Weights, len(r.Weights))
+	for k, v := range r.Weights {
+		w[k] = v
+	}
+	r.Weights = w
+	return r
+}
+
+func (p *Proxy) publishWeights(s *service) {
+	for name := range s.versions {
+		w := s.routing.Weights[name]
+		if len(s.routing.Weights) == 0 && name == s.routing.Stable {
+			w = 100
+		}
+		p.met.weight.WithLabelValues(s.name, name).Set(float64(w))
+	}
+}
+
+// SetVersion registers a version or replaces its targets. Health checks of
+// new targets start at once, even before the version takes traffic;
+// removed targets stop taking new requests and drain.
+func (p *Proxy) SetVersion(name, ver string, targets []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	s := p.services[name]
+	if s == nil {
+		return fmt.Errorf("set version %q of %q: %w", ver, name, ErrUnknownService)
+	}
+	if ver == "" {
+		return fmt.Errorf("set version of %q: version name is empty", name)
+	}
+	parsed, err := parseTargets(targets)
+	if err != nil {
+		return fmt.Errorf("set version %q of %q: %w", ver, name, err)
+	}
+	p.setVersionLocked(s, ver, targets, parsed, false)
+	return nil
+}
+
+type parsedTarget struct {
+	host, scheme string
+	h2c          bool
+}
+
+func parseTargets(targets []string) ([]parsedTarget, error) {
+	out := make([]parsedTarget, len(targets))
+	seen := make(map[string]bool, len(targets))
+	var errs []error
+	for i, a := range targets {
+		h, sch, h2, err := parseTarget(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[a] {
+			errs = append(errs, fmt.Errorf("target %q is listed twice", a))
+		}
+		seen[a] = true
+		out[i] = parsedTarget{h, sch, h2}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed []parsedTarget, fromSpec bool) {
+	v := s.versions[ver]
+	if v == nil {
+		v = &version{
+			service: s.name, name: ver, stats: newStats(p.lm), fromSpec: fromSpec,
+			reqs:     p.met.requests,
+			duration: p.met.duration.WithLabelValues(s.name, ver),
+		}
+		s.versions[ver] = v
+		p.met.weight.WithLabelValues(s.name, ver).Set(float64(s.routing.Weights[ver]))
+	}
+	old := make(map[string]*target)
+	for _, t := range v.list() {
+		old[t.addr] = t
+	}
+	next := make([]*target, 0, len(addrs))
+	for i, a := range addrs {
+		if t := old[a]; t != nil {
+			next = append(next, t)
+			delete(old, a)
+			continue
+		}
+		t := &target{addr: a, host: parsed[i].host, scheme: parsed[i].scheme, h2c: parsed[i].h2c, version: v,
+			up: p.met.targetUp.WithLabelValues(s.name, ver, a)}
+		t.up.Set(0)
+		next = append(next, t)
+		p.startHealth(s, t)
+	}
+	v.targets.Store(&next)
+	for _, t := range old {
+		p.met.targetUp.DeleteLabelValues(s.name, ver, t.addr)
+		p.retire(s, t)
+	}
+	if len(old) > 0 || len(next) > 0 {
+		p.healthChanged(v)
+	}
+}
+
+// retire stops t's health checks and, once it has no request in flight or
+// drainTimeout has passed, closes every connection to it (idle keep-alives,
+// streams and WebSockets still open at the deadline).
+func (p *Proxy) retire(s *service, t *target) {
+	t.stopHealth()
+	drain := s.spec.Proxy.DrainTimeout.Duration
+	if drain <= 0 {
+		drain = spec.DefaultDrainTimeout
+	}
+	p.wg.Go(func() {
+		deadline := time.NewTimer(drain)
+		defer deadline.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for t.inflight.Load() > 0 {
+			select {
+			case <-deadline.C:
+				p.log.Warn("drain deadline passed, closing connections", "service", s.name, "version", t.version.name, "target", t.addr, "inflight", t.inflight.Load())
+				p.closeRetired(t)
+				return
+			case <-p.root.Done():
+				return
+			case <-tick.C:
+			}
+		}
+		p.closeRetired(t)
+	})
+}
+
+// closeRetired closes connections to a retired target unless its address is
+// in use again by a live target (the same host:port in another version).
+func (p *Proxy) closeRetired(t *target) {
+	p.mu.Lock()
+	live := false
+	for _, s := range p.services {
+		for _, v := range s.versions {
+			for _, o := range v.list() {
+				if o.host == t.host {
+					live = true
+				}
+			}
+		}
+	}
+	p.mu.Unlock()
+	if !live {
+		p.conns.closeAddr(t.host)
+	}
+}
+
+// RemoveVersion stops routing to and health-checking a version; its targets
+// drain up to drainTimeout. A version that still has a role or a weight in
+// the service's routing cannot be removed.
+func (p *Proxy) RemoveVersion(name, ver string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.services[name]
+	if s == nil {
+		return fmt.Errorf("remove version %q of %q: %w", ver, name, ErrUnknownService)
+	}
+	v := s.versions[ver]
+	if v == nil {
+		return fmt.Errorf("remove version %q of %q: %w", ver, name, ErrUnknownVersion)
+	}
+	if s.routing.Stable == ver || s.routing.Canary == ver || s.routing.Weights[ver] > 0 {
+		return fmt.Errorf("remove version %q of %q: it is still routed (stable %q, canary %q, weights %v); route away from it first",
+			ver, name, s.routing.Stable, s.routing.Canary, s.routing.Weights)
+	}
+	p.removeVersionLocked(s, v)
+	return nil
+}
+
+func (p *Proxy) removeVersionLocked(s *service, v *version) {
+	delete(s.versions, v.name)
+	if t, err := buildTable(s.comp, s.versions, s.routing); err == nil {
+		s.table.Store(t)
+	}
+	ts := v.list()
+	empty := []*target{}
+	v.targets.Store(&empty)
+	for _, t := range ts {
+		p.retire(s, t)
+	}
+	p.met.forgetVersion(s.name, v.name)
+	p.log.Info("version removed", "service", s.name, "version", v.name)
+}
+
+// Health lists the health of every target of a service, by version then
+// address.
+func (p *Proxy) Health(name string) []TargetHealth {
+	p.mu.Lock()
+	s := p.services[name]
+	var vs []*version
+	if s != nil {
+		for _, v := range s.versions {
+			vs = append(vs, v)
+		}
+	}
+	p.mu.Unlock()
+	now := time.Now().UnixNano()
+	var out []TargetHealth
+	for _, v := range vs {
+		for _, t := range v.list() {
+			out = append(out, TargetHealth{
+				Version: v.name, Address: t.addr, Healthy: t.healthy(now),
+				Ejected: t.ejected(now), LastError: p.lastErr(t),
+			})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Version != out[j].Version {
+			return out[i].Version < out[j].Version
+		}
+		return out[i].Address < out[j].Address
+	})
+	return out
+}
+
+// Window returns one version's exact request and error counts and latency
+// sketch over the last d (whole one-second windows including the current
+// one; at most 120 s). An unknown service or version gives an empty Sample.
+func (p *Proxy) Window(name, ver string, d time.Duration) Sample {
+	p.mu.Lock()
+	var v *version
+	if s := p.services[name]; s != nil {
+		v = s.versions[ver]
+	}
+	p.mu.Unlock()
+	if v == nil {
+		return (&stats{lm: p.lm}).sample(0, 0)
+	}
+	return v.stats.sample(time.Now().Unix(), d)
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish
+// (bounded by ctx), closes idle connections and stops health checks. When
+// ctx ends first, remaining connections are closed and ctx's error returned.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.shutdownOnce.Do(func() { p.shutdownErr = p.shutdown(ctx) })
+	return p.shutdownErr
+}
+
+// Close stops the proxy at once, closing every connection. It is idempotent.
+func (p *Proxy) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := p.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (p *Proxy) shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	ls := make([]*listener, 0, len(p.listeners))
+	for _, l := range p.listeners {
+		ls = append(ls, l)
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if ctx.Err() != nil {
+		for _, l := range ls {
+			l.srv.Close()
+		}
+		p.conns.closeAll()
+	}
+	p.cancel()
+	p.h1.CloseIdleConnections()
+	p.h2c.CloseIdleConnections()
+	p.probeH1.CloseIdleConnections()
+	p.probeH2C.CloseIdleConnections()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.conns.closeAll()
+		<-done
+	}
+	p.conns.closeAll()
+	return err
+}

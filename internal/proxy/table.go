@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+// table is one service's routing, immutable once published. Requests load
+// it with one atomic read; Route, Apply and SetVersion build a new one.
+type table struct {
+	stable, canary *version
+	canaryWeight   int
+	picks          []pick     // cumulative weights, in percent
+	versions       []*version // every version with a role or weight, for fallback
+
+	rules   []rule
+	trusted []netip.Prefix
+	sticky  *stickyConfig
+
+	health          *healthConfig
+	maxBody         int64
+	versionHeader   string
+	retries         int
+	upstreamTimeout time.Duration
+}
+
+type pick struct {
+	cum int
+	v   *version
+}
+
+// compiled is the part of a table that comes from the spec (rules, sticky,
+// options), built and validated in Apply before anything changes.
+type compiled struct {
+	rules           []rule
+	trusted         []netip.Prefix
+	sticky          *stickyConfig
+	health          *healthConfig
+	maxBody         int64
+	versionHeader   string
+	retries         int
+	upstreamTimeout time.Duration
+}
+
+func compileSpec(name string, sp *spec.ServiceSpec, key []byte) (*compiled, error) {
+	rules, err := compileRules(sp.Routing.Rules)
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := parseTrusted(sp.Routing.TrustedSources)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{
+		rules:           rules,
+		trusted:         trusted,
+		health:          newHealthConfig(sp.HealthCheck),
+		maxBody:         sp.Proxy.MaxBodyBytes,
+		versionHeader:   http.CanonicalHeaderKey(sp.Proxy.VersionHeader),
+		retries:         spec.DefaultRetries,
+		upstreamTimeout: sp.Proxy.UpstreamTimeout.Duration,
+	}
+	if sp.Proxy.Retries != nil {
+		c.retries = max(*sp.Proxy.Retries, 0)
+	}
+	if st := sp.Routing.StickySessions; st != nil && st.Cookie != "" {
+		c.sticky = newStickyConfig(st.Cookie, st.TTL.Duration, name, key)
+	}
+	return c, nil
+}
+
+// buildTable combines compiled spec parts, the service's versions and a
+// routing into a table, or says why the routing cannot be put in force.
+func buildTable(c *compiled, versions map[string]*version, r rollout.Routing) (*table, error) {
+	t := &table{
+		rules: c.rules, trusted: c.trusted, sticky: c.sticky, health: c.health,
+		maxBody: c.maxBody, versionHeader: c.versionHeader, retries: c.retries,
+		upstreamTimeout: c.upstreamTimeout,
+	}
+	if r.Stable != "" {
+		v, ok := versions[r.Stable]
+		if !ok {
+			return nil, fmt.Errorf("stable version %q: %w", r.Stable, ErrUnknownVersion)
+		}
+		t.stable = v
+		t.versions = append(t.versions, v)
+	}
+	if r.Canary != "" && r.Canary != r.Stable {
+		v, ok := versions[r.Canary]
+		if !ok {
+			return nil, fmt.Errorf("canary version %q: %w", r.Canary, ErrUnknownVersion)
+		}
+		t.canary = v
+		t.versions = append(t.versions, v)
+		t.canaryWeight = r.Weights[r.Canary]
+	}
+	sum := 0
+	for name, w := range r.Weights {
+		if w < 0 || w > 100 {
+			return nil, fmt.Errorf("weight of version %q is %d; must be 0-100", name, w)
+		}
+		if _, ok := versions[name]; !ok {
+			return nil, fmt.Errorf("weighted version %q: %w", name, ErrUnknownVersion)
+		}
+		sum += w
+	}
+	if len(r.Weights) == 0 {
+		if t.stable != nil {
+			t.picks = []pick{{cum: 100, v: t.stable}}
+		}
+		return t, nil
+	}
+	if sum != 100 {
+		return nil, fmt.Errorf("weights %v sum to %d; must sum to 100", r.Weights, sum)
+	}
+	// Stable first, then canary, then the rest by name: a deterministic order.
+	order := make([]*version, 0, len(r.Weights))
+	for _, v := range t.versions {
+		if _, ok := r.Weights[v.name]; ok {
+			order = append(order, v)
+		}
+	}
+	for _, name := range sortedKeys(r.Weights) {
+		v := versions[name]
+		if !contains2(order, v) {
+			order = append(order, v)
+			t.versions = append(t.versions, v)
+		}
+	}
+	cum := 0
+	for _, v := range order {
+		if w := r.Weights[v.name]; w > 0 {
+			cum += w
+			t.picks = append(t.picks, pick{cum: cum, v: v})
+		}
+	}
+	return t, nil
+}
+
+func contains2(vs []*version, v *version) bool {
+	for _, x := range vs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// choose picks the version for a request: header rules (from trusted
+// peers), cookie rules, sticky cookie, then weighted random. It may set a
+// sticky cookie on w.
+func (t *table) choose(w http.ResponseWriter, r *http.Request, now time.Time) *version {
+	if len(t.rules) > 0 {
+		switch matchRules(t.rules, r.Header, trustedPeer(t.trusted, r.RemoteAddr)) {
+		case roleCanary:
+			if t.canary != nil {
+				return t.canary
+			}
+		case roleStable:
+			if t.stable != nil {
+				return t.stable
+			}
+		}
+	}
+	if t.sticky != nil && t.stable != nil {
+		return t.chooseSticky(w, r, now)
+	}
+	return t.weighted()
+}
+
+func (t *table) weighted() *version {
+	switch len(t.picks) {
+	case 0:
+		if t.stable != nil {
+			return t.stable
+		}
+		return t.versions[0]
+	case 1:
+		return t.picks[0].v
+	}
+	n := rand.IntN(t.picks[len(t.picks)-1].cum)
+	for i := range t.picks {
+		if n < t.picks[i].cum {
+			return t.picks[i].v
+		}
+	}
+	return t.picks[len(t.picks)-1].v
+}
+
+func (t *table) chooseSticky(w http.ResponseWriter, r *http.Request, now time.Time) *version {
+	sc := t.sticky
+	sec := now.Unix()
+	id, exp, ok := [stickyIDLen]byte{}, int64(0), false
+	if v, found := cookieValue(r.Header, sc.cookie); found {
+		id, exp, ok = sc.decode(v, sec)
+	}
+	if !ok {
+		id = newStickyID()
+	}
+	if !ok || exp-sec < int64(sc.ttl/time.Second)/2 {
+		// New, forged, expired or half-way to expiry: (re)issue.
+		exp = sec + int64(sc.ttl/time.Second)
+		http.SetCookie(w, &http.Cookie{
+			Name: sc.cookie, Value: sc.encode(id, exp), Path: "/",
+			Expires: time.Unix(exp, 0), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+			Secure: r.TLS != nil,
+		})
+	}
+	if t.canary != nil && stickyCanary(bucketOf(id), t.canaryWeight) {
+		return t.canary
+	}
+	return t.stable
+}
+
+func sortedKeys(w rollout.Weights) []string {
+	ks := make([]string, 0, len(w))
+	for k := range w {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

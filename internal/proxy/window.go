@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+)
+
+// Sample is one version's traffic over a window: exact request and error
+// counts and a latency sketch.
+//
+// Errors are requests that failed because of the target: a 5xx status from
+// the target, a connect failure, a connection reset, an upstream timeout, or
+// a 502/504 the proxy answered because of one of those. A client that cancels
+// its own request is not an error (it is recorded with code 499), nor is a
+// 4xx, a 413 for an oversized body or a 503 because no target exists.
+//
+// Latency is a DDSketch of request durations in SECONDS with 1% relative
+// accuracy (logarithmic mapping, gamma ≈ 1.0202), mergeable with MergeWith
+// across windows, versions and processes using the same mapping. It is never
+// nil; it is empty when Requests is zero. Durations below 1µs count as 1µs and
+// above one hour as one hour.
+type Sample struct {
+	Requests int64
+	Errors   int64
+	Latency  *ddsketch.DDSketch
+}
+
+// Quantile returns the latency at quantile q (0..1), or 0 for an empty sample.
+func (s Sample) Quantile(q float64) time.Duration {
+	if s.Latency == nil || s.Latency.IsEmpty() {
+		return 0
+	}
+	v, err := s.Latency.GetValueAtQuantile(q)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(v * float64(time.Second))
+}
+
+// ErrorRate returns Errors/Requests, or 0 without requests.
+func (s Sample) ErrorRate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}
+
+const (
+	windowSlots       = 120 // seconds of history kept per version
+	sketchAccuracy    = 0.01
+	sketchMinSeconds  = 1e-6
+	sketchMaxSeconds  = 3600
+	windowMaxDuration = windowSlots * time.Second
+)
+
+// latencyMapping is immutable once built; every window shares it.
+type latencyMapping struct {
+	m      *mapping.LogarithmicMapping
+	offset int
+	n      int
+}
+
+func newLatencyMapping() *latencyMapping {
+	m, err := mapping.NewLogarithmicMapping(sketchAccuracy)
+	if err != nil {
+		panic(err) // constant accuracy: cannot fail
+	}
+	lo, hi := m.Index(sketchMinSeconds), m.Index(sketchMaxSeconds)
+	return &latencyMapping{m: m, offset: lo, n: hi - lo + 1}
+}
+
+func (lm *latencyMapping) bucket(seconds float64) int {
+	if !(seconds > sketchMinSeconds) { // also catches NaN
+		return 0
+	}
+	if seconds >= sketchMaxSeconds {
+		return lm.n - 1
+	}
+	i := lm.m.Index(seconds) - lm.offset
+	return min(max(i, 0), lm.n-1)
+}
+
+// window is one second of one version's traffic. Counters are atomic, so
+// recording takes no lock; the mutex only serialises the reset when the ring
+// wraps round to a new second.
+type window struct {
+	sec      atomic.Int64
+	requests atomic.Int64
+	errors   atomic.Int64
+	mu       sync.Mutex
+	buckets  []atomic.Uint32
+}
+
+// stats is a ring of one-second windows.
+type stats struct {
+	lm    *latencyMapping
+	slots [windowSlots]window
+}
+
+func newStats(lm *latencyMapping) *stats {
+	s := &stats{lm: lm}
+	for i := range s.slots {
+		s.slots[i].buckets = make([]atomic.Uint32, lm.n)
+		s.slots[i].sec.Store(math.MinInt64)
+	}
+	return s
+}
+
+// record adds one request that ended at now (unix seconds) and took d.
+func (s *stats) record(nowSec int64, d time.Duration, isErr bool) {
+	w := &s.slots[uint64(nowSec)%windowSlots]
+	if cur := w.sec.Load(); cur != nowSec {
+		if cur > nowSec {
+			// A request that ended a ring's length ago and was descheduled
+			// since: its second is gone, drop it rather than corrupt a newer one.
+			return
+		}
+		w.mu.Lock()
+		if w.sec.Load() < nowSec {
+			w.requests.Store(0)
+			w.errors.Store(0)
+			for i := range w.buckets {
+				w.buckets[i].Store(0)
+			}
+			// Publish the second only after zeroing: a recorder that sees
+			// nowSec knows the window is fresh.
+			w.sec.Store(nowSec)
+		}
+		w.mu.Unlock()
+	}
+	w.requests.Add(1)
+	if isErr {
+		w.errors.Add(1)
+	}
+	w.buckets[s.lm.bucket(d.Seconds())].Add(1)
+}
+
+// sample merges the windows of the last d ending at now (the current,
+// partial second included).
+func (s *stats) sample(nowSec int64, d time.Duration) Sample {
+	sk := ddsketch.NewDDSketch(s.lm.m, store.NewDenseStore(), store.NewDenseStore())
+	out := Sample{Latency: sk}
+	if d <= 0 {
+		return out
+	}
+	d = min(d, windowMaxDuration)
+	n := int64((d + time.Second - 1) / time.Second)
+	for sec := nowSec - n + 1; sec <= nowSec; sec++ {
+		w := &s.slots[uint64(sec)%windowSlots]
+		if w.sec.Load() != sec {
+			continue
+		}
+		out.Requests += w.requests.Load()
+		out.Errors += w.errors.Load()
+		for i := range w.buckets {
+			if c := w.buckets[i].Load(); c != 0 {
+				_ = sk.AddWithCount(s.lm.m.Value(i+s.lm.offset), float64(c))
+			}
+		}
+	}
+	return out
+}
