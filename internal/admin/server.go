@@ -169,8 +169,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // constant time. Both sides are hashed first so that neither the content
 // nor the length of the token leaks through timing.
 func (s *Server) tokenMatches(header string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || !s.hasToken {
+	scheme, got, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || !s.hasToken {
 		return false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
