@@ -178,14 +178,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	st := stateOf(req.Context())
 	if st == nil {
-		return p.h1.RoundTrip(req)
+		return p.up1.RoundTrip(req)
 	}
 	out := req
 	for attempt := 0; ; attempt++ {
 		t := st.target
-		rt := http.RoundTripper(p.h1)
+		rt := p.up1
 		if t.h2c {
-			rt = p.h2c
+			rt = p.up2c
 		}
 		res, err := rt.RoundTrip(out)
 		if err == nil {

@@ -318,10 +318,9 @@ func (p *Proxy) commitService(pl *plan) {
 	} else {
 		p.log.Error("routing kept from before reload", "service", name, "error", err)
 		if old := s.table.Load(); old != nil {
-			nt := *old
-			nt.rules, nt.trusted, nt.sticky, nt.health = s.comp.rules, s.comp.trusted, s.comp.sticky, s.comp.health
-			nt.maxBody, nt.versionHeader, nt.retries, nt.upstreamTimeout = s.comp.maxBody, s.comp.versionHeader, s.comp.retries, s.comp.upstreamTimeout
-			s.table.Store(&nt)
+			nt := s.comp.table()
+			nt.stable, nt.canary, nt.canaryWeight, nt.picks, nt.versions = old.stable, old.canary, old.canaryWeight, old.picks, old.versions
+			s.table.Store(nt)
 		}
 	}
 	p.publishWeights(s)

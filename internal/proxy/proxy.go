@@ -67,12 +67,15 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	conns    *connTracker
-	h1, h2c  *http.Transport
-	probeH1  *http.Transport
-	probeH2C *http.Transport
-	rp       *httputil.ReverseProxy
-	states   sync.Pool
+	conns   *connTracker
+	h1, h2c *http.Transport
+	// up1 and up2c are what requests are sent with: the transports above,
+	// or a stub in overhead benchmarks.
+	up1, up2c http.RoundTripper
+	probeH1   *http.Transport
+	probeH2C  *http.Transport
+	rp        *httputil.ReverseProxy
+	states    sync.Pool
 
 	mu        sync.Mutex // control path: Apply, SetVersion, RemoveVersion, Route
 	services  map[string]*service
@@ -143,6 +146,7 @@ func New(opts Options) (*Proxy, error) {
 	p.h2c = p.h1.Clone()
 	p.h2c.Protocols = new(http.Protocols)
 	p.h2c.Protocols.SetUnencryptedHTTP2(true)
+	p.up1, p.up2c = p.h1, p.h2c
 	p.probeH1 = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 1,

@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/rollout"
@@ -15,6 +15,8 @@ import (
 // table is one service's routing, immutable once published. Requests load
 // it with one atomic read; Route, Apply and SetVersion build a new one.
 type table struct {
+	seq atomic.Uint64 // weighted-pick counter, the only mutable field
+
 	stable, canary *version
 	canaryWeight   int
 	picks          []pick     // cumulative weights, in percent
@@ -76,14 +78,19 @@ func compileSpec(name string, sp *spec.ServiceSpec, key []byte) (*compiled, erro
 	return c, nil
 }
 
-// buildTable combines compiled spec parts, the service's versions and a
-// routing into a table, or says why the routing cannot be put in force.
-func buildTable(c *compiled, versions map[string]*version, r rollout.Routing) (*table, error) {
-	t := &table{
+// table returns a table with c's settings and no versions.
+func (c *compiled) table() *table {
+	return &table{
 		rules: c.rules, trusted: c.trusted, sticky: c.sticky, health: c.health,
 		maxBody: c.maxBody, versionHeader: c.versionHeader, retries: c.retries,
 		upstreamTimeout: c.upstreamTimeout,
 	}
+}
+
+// buildTable combines compiled spec parts, the service's versions and a
+// routing into a table, or says why the routing cannot be put in force.
+func buildTable(c *compiled, versions map[string]*version, r rollout.Routing) (*table, error) {
+	t := c.table()
 	if r.Stable != "" {
 		v, ok := versions[r.Stable]
 		if !ok {
@@ -185,7 +192,13 @@ func (t *table) weighted() *version {
 	case 1:
 		return t.picks[0].v
 	}
-	n := rand.IntN(t.picks[len(t.picks)-1].cum)
+	// A counter walked with a stride coprime to 100 visits every percent
+	// slot exactly once per 100 requests, so the split is exact over any 100
+	// consecutive requests (a random draw is off by more than a point over
+	// 10,000 requests about 3% of the time) while consecutive requests still
+	// alternate between versions.
+	total := uint64(t.picks[len(t.picks)-1].cum)
+	n := int(t.seq.Add(1) * 37 % total)
 	for i := range t.picks {
 		if n < t.picks[i].cum {
 			return t.picks[i].v
