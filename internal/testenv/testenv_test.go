@@ -241,3 +241,32 @@ func TestBuildSwitchyard(t *testing.T) {
 		t.Fatalf("%s --help: %v\n%s", bin, err, out)
 	}
 }
+
+func TestStartPrometheusScrapes(t *testing.T) {
+	Integration(t)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, "# TYPE testenv_answer gauge\ntestenv_answer 42\n")
+	}))
+	defer target.Close()
+	prom := StartPrometheus(t, 200*time.Millisecond, target.Listener.Addr().String())
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	ok := Poll(20*time.Second, func() bool {
+		resp, err := client.Get(prom.URL() + "/api/v1/query?query=testenv_answer")
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		last = string(b)
+		return strings.Contains(last, `"42"`)
+	})
+	if !ok {
+		t.Fatalf("prometheus never returned testenv_answer 42; last answer: %s\n%s", last, prom.Output())
+	}
+}
