@@ -100,7 +100,7 @@ func (t *txn) deploy(e Deploy) error {
 		return fmt.Errorf("deploy %q: %w", v, ErrAlreadyStable)
 	}
 	if len(e.Targets) > 0 {
-		t.setTargets(v, e.Targets)
+		t.setTargets(v, e.Targets, true)
 	}
 	return t.start(v, kind, e.By, "deploy")
 }

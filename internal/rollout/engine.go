@@ -242,14 +242,18 @@ func FormatWeights(w Weights) string {
 	return b.String()
 }
 
-// setTargets defines a version's targets. Health reported for other targets
-// is forgotten, so a health gate cannot pass on stale counts.
-func (t *txn) setTargets(v string, targets []string) {
+// setTargets defines a version's targets. With forgetHealth, health
+// reported for other targets is forgotten, so a health gate cannot pass on
+// stale counts. Reconcile keeps it instead: forgetting would change the
+// weights in force (a flip-flop) until the health checker reports again.
+func (t *txn) setTargets(v string, targets []string, forgetHealth bool) {
 	if old, ok := t.s.Versions[v]; ok && slices.Equal(old, targets) {
 		return
 	}
 	t.s.Versions[v] = slices.Clone(targets)
-	delete(t.s.Health, v)
+	if forgetHealth {
+		delete(t.s.Health, v)
+	}
 }
 
 // timers runs the time-driven safety checks: the progress deadline of a

@@ -188,7 +188,7 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 		t.s.Phase = PhaseStable
 	}
 	for _, v := range m.specVersions {
-		t.setTargets(v.Name, v.Targets)
+		t.setTargets(v.Name, v.Targets, false)
 	}
 	if len(t.s.Weights) == 0 {
 		t.s.Weights = t.effective()
