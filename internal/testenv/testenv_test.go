@@ -135,6 +135,7 @@ func getN(t *testing.T, addr string, n int) {
 
 func TestStartNginxProxies(t *testing.T) {
 	Integration(t)
+	t.Parallel()
 	backend, hits := countingBackend(t)
 	ngx := StartNginx(t, `
     upstream backend {
@@ -157,6 +158,7 @@ func TestStartNginxProxies(t *testing.T) {
 
 func TestNginxTestAndReload(t *testing.T) {
 	Integration(t)
+	t.Parallel()
 	first, firstHits := countingBackend(t)
 	second, secondHits := countingBackend(t)
 	inc := filepath.Join(t.TempDir(), "upstream.conf")
@@ -207,6 +209,7 @@ func TestNginxTestAndReload(t *testing.T) {
 
 func TestStartHAProxyProxies(t *testing.T) {
 	Integration(t)
+	t.Parallel()
 	backend, hits := countingBackend(t)
 	hap := StartHAProxy(t, `
 frontend web
@@ -244,6 +247,7 @@ func TestBuildSwitchyard(t *testing.T) {
 
 func TestStartPrometheusScrapes(t *testing.T) {
 	Integration(t)
+	t.Parallel()
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics" {
 			http.NotFound(w, r)
