@@ -236,6 +236,10 @@ func (t *txn) health(e HealthChanged) {
 	if _, ok := s.Versions[e.Version]; !ok {
 		return // not ours (or retired and forgotten): nothing routes to it
 	}
+	if h, ok := s.Health[e.Version]; ok && h == (VersionHealth{Healthy: e.Healthy, Total: e.Total}) {
+		return
+	}
+	t.own()
 	s.Health[e.Version] = VersionHealth{Healthy: e.Healthy, Total: e.Total}
 	if r := s.Rollout; r != nil && r.Version == e.Version && r.StepIndex > 0 && e.Healthy == 0 {
 		t.end(ResultRolledBack, fmt.Sprintf("version %s lost all healthy targets (%d/%d)", e.Version, e.Healthy, e.Total), "")

@@ -24,10 +24,12 @@ type txn struct {
 	// ended is the ID of a rollout that ended in this step, so entries
 	// recorded after it (the weights it leaves) belong to its timeline.
 	ended uint64
+	// owned is set once Versions and Health have been copied for writing.
+	owned bool
 }
 
-func (m *Machine) begin(s State, now time.Time) *txn {
-	return &txn{m: m, s: s.clone(), now: now, before: s.routing(), phase0: s.Phase}
+func (m *Machine) begin(s State, now time.Time) txn {
+	return txn{m: m, s: s.clone(), now: now, before: s.routing(), phase0: s.Phase}
 }
 
 func (t *txn) emit(a ...Action) { t.acts = append(t.acts, a...) }
@@ -53,21 +55,28 @@ func (t *txn) recordRun(id uint64, step int, kind, by, msg string, notify bool) 
 	}
 }
 
-// clone deep-copies what Step may change, so the caller's State is never
-// mutated. Maps are always non-nil in the copy (a state restored from JSON
-// has nil maps for empty ones). Slices inside (targets, steps, metrics) are
-// replaced, never written in place, so they are shared.
+// clone copies what Step may change in place, so the caller's State is
+// never mutated. Maps are copied on write instead (see setTargets, health):
+// most events change none of them. Weights are always replaced, never
+// written in place; slices inside (targets, steps, metrics) likewise.
 func (s State) clone() State {
 	c := s
-	c.Weights = cloneOrMake(s.Weights)
-	c.Versions = cloneOrMake(s.Versions)
-	c.Health = cloneOrMake(s.Health)
 	if s.Rollout != nil {
 		r := *s.Rollout
 		c.Rollout = &r
 	}
 	// Last is terminal and never written through, so it is shared.
 	return c
+}
+
+// own makes the maps of t.s private to this step before a write.
+func (t *txn) own() {
+	if t.owned {
+		return
+	}
+	t.owned = true
+	t.s.Versions = cloneOrMake(t.s.Versions)
+	t.s.Health = cloneOrMake(t.s.Health)
 }
 
 func cloneOrMake[M ~map[K]V, K comparable, V any](m M) M {
@@ -134,22 +143,26 @@ func (t *txn) planned() Weights {
 // healthy target moves to a healthy version in play, if there is one: the
 // healthy version with the most planned weight, else the first healthy one
 // of InPlay (stable, canary, previous).
-func (t *txn) effective() Weights {
-	w := t.planned()
+func (t *txn) effective(planned Weights) Weights {
 	s := &t.s
 	in := s.InPlay()
 	if !slices.ContainsFunc(in, s.up) {
-		return w
+		return planned
 	}
 	moved := 0
-	for _, v := range slices.Sorted(maps.Keys(w)) {
-		if w[v] > 0 && !s.up(v) {
-			moved += w[v]
-			w[v] = 0
+	for v, p := range planned {
+		if p > 0 && !s.up(v) {
+			moved += p
 		}
 	}
 	if moved == 0 {
-		return w
+		return planned
+	}
+	w := maps.Clone(planned)
+	for v, p := range w {
+		if p > 0 && !s.up(v) {
+			w[v] = 0
+		}
 	}
 	target, best := "", -1
 	for _, v := range in {
@@ -161,9 +174,9 @@ func (t *txn) effective() Weights {
 	return w
 }
 
-func (t *txn) phase() Phase {
+func (t *txn) phase(planned Weights) Phase {
 	s := &t.s
-	degraded := !maps.Equal(s.Weights, t.planned()) || s.down(s.Stable)
+	degraded := !maps.Equal(s.Weights, planned) || s.down(s.Stable)
 	switch {
 	case s.RouterError != "":
 		return PhaseDegraded
@@ -189,7 +202,8 @@ func (t *txn) phase() Phase {
 // stops being degraded.
 func (t *txn) settle() {
 	s := &t.s
-	if w := t.effective(); !maps.Equal(w, s.Weights) {
+	planned := t.planned()
+	if w := t.effective(planned); !maps.Equal(w, s.Weights) {
 		s.Weights = w
 	}
 	rt := s.routing()
@@ -197,7 +211,7 @@ func (t *txn) settle() {
 		t.emit(SetWeights{Routing: s.Routing()})
 		t.record("weights", "", "weights "+FormatWeights(s.Weights), false)
 	}
-	s.Phase = t.phase()
+	s.Phase = t.phase(planned)
 	if s.Phase == t.phase0 {
 		return
 	}
@@ -250,6 +264,7 @@ func (t *txn) setTargets(v string, targets []string, forgetHealth bool) {
 	if old, ok := t.s.Versions[v]; ok && slices.Equal(old, targets) {
 		return
 	}
+	t.own()
 	t.s.Versions[v] = slices.Clone(targets)
 	if forgetHealth {
 		delete(t.s.Health, v)

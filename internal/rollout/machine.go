@@ -191,10 +191,10 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 		t.setTargets(v.Name, v.Targets, false)
 	}
 	if len(t.s.Weights) == 0 {
-		t.s.Weights = t.effective()
+		t.s.Weights = t.effective(t.planned())
 	}
 	if t.s.Phase == "" {
-		t.s.Phase = t.phase()
+		t.s.Phase = t.phase(t.planned())
 	}
 	names := make([]string, 0, len(t.s.Versions))
 	for v := range t.s.Versions {
