@@ -467,7 +467,7 @@ func (t *txn) start(v string, kind StrategyKind, by, why string) error {
 	if r.Analysis {
 		t.emit(StartAnalysis{Canary: v, Stable: r.From})
 	}
-	t.record("started", by, fmt.Sprintf("%s: rollout #%d of %s replacing %s, %s, steps %s",
+	t.record("deploy", by, fmt.Sprintf("%s: rollout #%d of %s replacing %s, %s, steps %s",
 		why, id, v, r.From, kind, describeSteps(steps)), true)
 	return nil
 }

@@ -3,6 +3,27 @@
 // arrives as an argument; the caller (the runner in internal/daemon, or the
 // Kubernetes controller) persists the returned State before executing the
 // returned Actions, and feeds their results back as Events.
+//
+// Every strategy compiles, when a rollout starts, to a list of steps frozen
+// in Run.Steps: a canary to [HealthGate, SetWeight/Pause..., Switch], a
+// blue-green to [HealthGate, Pause preview?, Gate?, Switch, Bake?]. A step
+// completes when its condition holds: every target of the new version
+// healthy; a pause's time (or a Promote); a Promote for a gate; the bake's
+// time. With analysis, a canary does not pass a Pause or Switch unless every
+// configured check's latest verdict passed since the rollout started, and a
+// bake does not end unless each passed since the switch; inconclusive
+// verdicts make the rollout wait, never promote. Only Promote{Full}
+// overrides analysis. Threshold failed verdicts, a new version losing every
+// healthy target, or the progress deadline passing in the health gate roll
+// back, even while paused.
+//
+// The weights in force are derived after every event from the plan (the
+// rollout's weight) and health: weight planned for a version with no
+// healthy target moves to a healthy version in play (stable, canary, kept
+// previous), and the phase is Degraded until it can move back. A rollout
+// does not advance while the router reports a failure; every Tick asks the
+// router again. A rollback stays in phase RollingBack until a RouterApplied
+// confirms its weights.
 package rollout
 
 import (
@@ -81,9 +102,13 @@ type VerdictRecord struct {
 
 // HistoryEntry is one line of a rollout's timeline.
 type HistoryEntry struct {
-	At      time.Time      `json:"at"`
-	Rollout uint64         `json:"rollout"`
-	Kind    string         `json:"kind"` // e.g. "deploy", "step", "weights", "verdict", "promoted", "rolled-back", "aborted", "paused", "resumed"
+	At      time.Time `json:"at"`
+	Rollout uint64    `json:"rollout"`
+	// Kind is one of "deploy" (a rollout started, by Deploy or Retry),
+	// "step", "switched", "weights", "verdict", "promote", "paused",
+	// "resumed", "promoted", "rolled-back", "aborted", "rollback" (manual),
+	// "retired", "router-failed", "degraded", "recovered".
+	Kind    string         `json:"kind"`
 	By      string         `json:"by,omitempty"`
 	Step    int            `json:"step,omitempty"`
 	Weights Weights        `json:"weights,omitempty"`
