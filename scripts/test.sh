@@ -116,7 +116,7 @@ install_packages() {
 				--no-install-recommends "${pkgs_ok[@]}" || rc=$?
 		fi
 	fi
-	((created)) && as_root rm -f "$policy"
+	if ((created)); then as_root rm -f "$policy"; fi
 	# Where systemd runs, the services were enabled: make sure none runs.
 	if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
 		as_root systemctl disable --now nginx haproxy prometheus >/dev/null 2>&1 || true
@@ -133,6 +133,7 @@ install_packages() {
 # --- run -------------------------------------------------------------------
 
 start=$SECONDS
+rm -f "$TEST_LOG.summary" "$TEST_LOG.race.summary"
 declare -a results=()
 status=0
 step() { # step NAME CMD...: run, record the outcome and the time taken
@@ -144,7 +145,7 @@ step() { # step NAME CMD...: run, record the outcome and the time taken
 	((rc == 0)) || status=1
 }
 
-((install)) && install_packages
+if ((install)); then install_packages; fi
 
 log "tools"
 go version
@@ -161,7 +162,8 @@ run_tests() { # run_tests LOG GO-TEST-ARGS...: go test -json through the summari
 	local logfile=$1 rc=0
 	shift
 	go test -json "$@" >"$logfile" 2>&1 || rc=$?
-	"$summary" <"$logfile" || rc=1
+	"$summary" <"$logfile" | tee "$logfile.summary"
+	((PIPESTATUS[0] == 0)) || rc=1
 	echo "(raw output: $logfile)"
 	return $rc
 }
@@ -198,4 +200,9 @@ fi
 
 printf '\n==> summary (%ds)\n' $((SECONDS - start))
 printf '  %s\n' "${results[@]}"
+# One closing line over every pass, from each summariser's last line
+# ("tests: N passed, N failed, N skipped").
+cat "$TEST_LOG.summary" "$TEST_LOG.race.summary" 2>/dev/null |
+	awk '/^tests: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ { p += $2; f += $4; s += $6 }
+	     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }'
 exit $status
