@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,13 +49,84 @@ func newServerConfig(sp *spec.ServiceSpec) serverConfig {
 	return c
 }
 
-// listener is one bound address with its http.Server. The service it
-// serves and its certificate are swapped atomically on reload.
+// socket is one bound address. Its accept loop hands each connection to the
+// current server's handoff, so a reload that changes server settings swaps
+// the http.Server without closing the socket: no connection is refused.
+type socket struct {
+	ln  net.Listener
+	cur atomic.Pointer[handoff]
+}
+
+func (s *socket) acceptLoop(log func(error)) {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				if h := s.cur.Load(); h != nil {
+					h.Close()
+				}
+				return
+			}
+			log(err) // e.g. EMFILE: keep accepting once descriptors free up
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for {
+			h := s.cur.Load()
+			select {
+			case h.conns <- c:
+			case <-h.done:
+				if s.cur.Load() == h { // closed for good, not swapped
+					c.Close()
+					break
+				}
+				continue
+			}
+			break
+		}
+	}
+}
+
+// handoff is the net.Listener one http.Server serves: connections come from
+// the socket's accept loop.
+type handoff struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoff(addr net.Addr) *handoff {
+	return &handoff{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Accept implements net.Listener.
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener; it stops this server, not the socket.
+func (h *handoff) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (h *handoff) Addr() net.Addr { return h.addr }
+
+// listener is one http.Server on a socket. The service it serves and its
+// certificate are swapped atomically on reload.
 type listener struct {
 	p    *Proxy
 	key  string
 	cfg  serverConfig
-	ln   net.Listener
+	sock *socket
+	ho   *handoff
 	srv  *http.Server
 	svc  atomic.Pointer[service]
 	cert atomic.Pointer[tls.Certificate]
@@ -68,16 +141,18 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.p.serveHTTP(s, w, r)
 }
 
-func (p *Proxy) newListener(ctx context.Context, key string, cfg serverConfig, reuse bool) (*listener, error) {
-	lc := net.ListenConfig{}
-	if reuse {
-		lc.Control = reusePort
+// newListener builds a server for key, on sock when given (a reload that
+// changed server settings) or on a newly bound socket.
+func (p *Proxy) newListener(ctx context.Context, key string, cfg serverConfig, sock *socket) (*listener, error) {
+	if sock == nil {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", key)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", key, err)
+		}
+		sock = &socket{ln: ln}
 	}
-	ln, err := lc.Listen(ctx, "tcp", key)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", key, err)
-	}
-	l := &listener{p: p, key: key, cfg: cfg, ln: ln}
+	l := &listener{p: p, key: key, cfg: cfg, sock: sock, ho: newHandoff(sock.ln.Addr())}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	if cfg.tls {
@@ -92,7 +167,7 @@ func (p *Proxy) newListener(ctx context.Context, key string, cfg serverConfig, r
 		IdleTimeout:       cfg.idleTimeout,
 		MaxHeaderBytes:    cfg.maxHeaderBytes,
 		Protocols:         protos,
-		ErrorLog:          nil,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	if cfg.tls {
 		l.srv.TLSConfig = &tls.Config{
@@ -108,23 +183,38 @@ func (p *Proxy) newListener(ctx context.Context, key string, cfg serverConfig, r
 	return l, nil
 }
 
-func (l *listener) serve(p *Proxy) {
+// serve starts l's server and makes it the socket's receiver; a fresh
+// socket also gets its accept loop.
+func (l *listener) serve(p *Proxy, fresh bool) {
 	p.wg.Go(func() {
 		var err error
 		if l.cfg.tls {
-			err = l.srv.ServeTLS(l.ln, "", "")
+			err = l.srv.ServeTLS(l.ho, "", "")
 		} else {
-			err = l.srv.Serve(l.ln)
+			err = l.srv.Serve(l.ho)
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listen", l.key, "error", err)
 		}
 	})
+	old := l.sock.cur.Swap(l.ho)
+	if old != nil {
+		old.Close()
+	}
+	if fresh {
+		p.wg.Go(func() {
+			l.sock.acceptLoop(func(err error) { p.log.Error("accept failed", "listen", l.key, "error", err) })
+		})
+	}
 }
 
-// retireListener stops accepting on l and lets its requests finish within
-// drain, in the background.
-func (p *Proxy) retireListener(l *listener, drain time.Duration) {
+// retireListener stops l's server and lets its requests finish within
+// drain, in the background; closeSocket also unbinds the address.
+func (p *Proxy) retireListener(l *listener, drain time.Duration, closeSocket bool) {
+	if closeSocket {
+		l.sock.ln.Close()
+	}
+	l.ho.Close()
 	p.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(p.root, drain)
 		defer cancel()
@@ -219,12 +309,16 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 	for _, pl := range plans {
 		key := pl.in.Spec.Listen
 		cfg := newServerConfig(&pl.in.Spec)
-		old := p.listeners[key]
+		old := p.listenerFor(key)
 		if old != nil && old.cfg == cfg {
 			pl.lis = old
 			continue
 		}
-		l, err := p.newListener(ctx, key, cfg, old != nil)
+		var sock *socket
+		if old != nil {
+			sock = old.sock
+		}
+		l, err := p.newListener(ctx, key, cfg, sock)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", pl.in.Metadata.Name, err))
 			continue
@@ -233,8 +327,8 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 	}
 	if len(errs) > 0 {
 		for _, pl := range plans {
-			if pl.newLis {
-				pl.lis.ln.Close()
+			if pl.newLis && p.listenerFor(pl.in.Spec.Listen) == nil {
+				pl.lis.sock.ln.Close()
 			}
 		}
 		return fmt.Errorf("apply: %w", errors.Join(errs...))
@@ -253,25 +347,43 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 			p.removeService(s)
 		}
 	}
-	for key, l := range p.listeners {
-		if !usedListeners[l] {
-			delete(p.listeners, key)
-			p.retireListener(l, drainOf(l.svc.Load()))
-		}
+	next := make(map[string]*listener, len(plans))
+	for _, pl := range plans {
+		next[pl.in.Spec.Listen] = pl.lis
+	}
+	usedSockets := make(map[*socket]bool)
+	for l := range usedListeners {
+		usedSockets[l.sock] = true
 	}
 	for _, pl := range plans {
 		if pl.newLis {
-			if old := p.listeners[pl.lis.key]; old != nil && old != pl.lis {
-				p.retireListener(old, drainOf(old.svc.Load()))
-			}
-			p.listeners[pl.lis.key] = pl.lis
-			pl.lis.serve(p)
+			pl.lis.serve(p, p.listenerFor(pl.in.Spec.Listen) == nil)
 		}
 	}
+	for _, l := range p.listeners {
+		if !usedListeners[l] {
+			p.retireListener(l, drainOf(l.svc.Load()), !usedSockets[l.sock])
+		}
+	}
+	p.listeners = next
 	// Idle keep-alives to targets no longer listed close now; busy ones
 	// finish their request first (the transport only closes idle ones).
 	p.h1.CloseIdleConnections()
 	p.h2c.CloseIdleConnections()
+	return nil
+}
+
+// listenerFor finds the listener serving a listen address, by the address
+// as configured or as bound (a spec may pin the port a ":0" listen got).
+func (p *Proxy) listenerFor(key string) *listener {
+	if l := p.listeners[key]; l != nil {
+		return l
+	}
+	for _, l := range p.listeners {
+		if l.sock.ln.Addr().String() == key {
+			return l
+		}
+	}
 	return nil
 }
 

@@ -184,7 +184,7 @@ func (p *Proxy) Addr(service string) net.Addr {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if s := p.services[service]; s != nil && s.lis != nil {
-		return s.lis.ln.Addr()
+		return s.lis.sock.ln.Addr()
 	}
 	return nil
 }
@@ -484,6 +484,7 @@ func (p *Proxy) shutdown(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(ls))
 	for i, l := range ls {
+		l.sock.ln.Close()
 		wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
 	}
 	wg.Wait()
