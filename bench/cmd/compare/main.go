@@ -433,8 +433,7 @@ func (h *harness) describe() []string {
 		case bench.LegHAProxy:
 			s = append(s, "haproxy: "+firstLine(look("haproxy"), "-v")+"; nbthread 2, http-reuse always")
 		case bench.LegSwitchyard:
-			if p, ok := h.procs[leg]; ok {
-				_ = p
+			if _, ok := h.procs[leg]; ok {
 				bin := h.o.switchyard
 				if bin == "" {
 					bin = filepath.Join(h.dir, "switchyard")
