@@ -24,7 +24,7 @@ const (
 	stickyBucket = 10000
 )
 
-var stickyEncoding = base64.RawURLEncoding
+var stickyEncoding = base64.RawURLEncoding.Strict()
 
 // stickyConfig holds a service's sticky-session settings and a pool of HMAC
 // states (hmac.New allocates several objects; pooling keeps the hot path lean).
