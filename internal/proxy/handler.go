@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 )
 
@@ -26,8 +26,12 @@ type reqState struct {
 	tried   [4]*target
 	ntried  int
 	inCtx   context.Context
+	start   time.Time
 	code    int
 	failure bool
+	// headerAt is set for WebSockets and event streams: their latency is the
+	// time to the response header, not the life of the stream.
+	headerAt time.Time
 }
 
 type stateKey struct{}
@@ -37,20 +41,30 @@ func stateOf(ctx context.Context) *reqState {
 	return st
 }
 
-// statePool and bufferPool are owned by a Proxy (no package-level state).
-type bufferPool struct{ p sync.Pool }
+// bufferPool is ReverseProxy's copy-buffer pool. A bounded free list (a
+// buffered channel) rather than a sync.Pool: BufferPool.Put takes a slice,
+// and storing a slice in a sync.Pool allocates a header on every Put.
+type bufferPool struct{ free chan []byte }
 
-func newBufferPool() *bufferPool {
-	bp := &bufferPool{}
-	bp.p.New = func() any { b := make([]byte, 32<<10); return &b }
-	return bp
-}
+func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 1024)} }
 
 // Get implements httputil.BufferPool.
-func (bp *bufferPool) Get() []byte { return *(bp.p.Get().(*[]byte)) }
+func (bp *bufferPool) Get() []byte {
+	select {
+	case b := <-bp.free:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
+}
 
 // Put implements httputil.BufferPool.
-func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+func (bp *bufferPool) Put(b []byte) {
+	select {
+	case bp.free <- b[:cap(b)]:
+	default:
+	}
+}
 
 // serveHTTP is the hot path: pick a version and target from the service's
 // current table (one atomic load, no lock), proxy, record.
@@ -103,7 +117,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	}
 
 	st := p.states.Get().(*reqState)
-	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context()}
+	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context(), start: start}
 	st.tried[0] = t
 	st.ntried = 1
 	t.inflight.Add(1)
@@ -129,7 +143,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		if code == 0 {
 			code = http.StatusBadGateway
 		}
-		p.record(st.ver, start, code, failed)
+		p.recordUntil(st.ver, start, st.headerAt, code, failed)
 		*st = reqState{}
 		p.states.Put(st)
 		if pv != nil {
@@ -141,8 +155,17 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 
 // record feeds the version's one-second window and Prometheus.
 func (p *Proxy) record(v *version, start time.Time, code int, failed bool) {
+	p.recordUntil(v, start, time.Time{}, code, failed)
+}
+
+// recordUntil records a request that ends now; its latency ends at until
+// when that is set (streams), else now.
+func (p *Proxy) recordUntil(v *version, start, until time.Time, code int, failed bool) {
 	end := time.Now()
-	d := end.Sub(start)
+	if until.IsZero() {
+		until = end
+	}
+	d := until.Sub(start)
 	v.stats.record(end.Unix(), d, failed)
 	v.counter(code).Inc()
 	v.duration.Observe(d.Seconds())
@@ -248,6 +271,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	st.code = res.StatusCode
+	if res.StatusCode == http.StatusSwitchingProtocols || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		st.headerAt = time.Now()
+	}
 	switch {
 	case res.StatusCode >= 500:
 		st.failure = true

@@ -29,10 +29,19 @@ var stickyEncoding = base64.RawURLEncoding.Strict()
 // stickyConfig holds a service's sticky-session settings and a pool of HMAC
 // states (hmac.New allocates several objects; pooling keeps the hot path lean).
 type stickyConfig struct {
-	cookie  string
-	ttl     time.Duration
-	service string
-	macs    sync.Pool
+	cookie string
+	ttl    time.Duration
+	prefix []byte // service name and a NUL: a cookie is only valid for its service
+	macs   sync.Pool
+}
+
+// macState is a pooled HMAC with scratch space, so signing and verifying
+// allocate nothing (slices passed to hash.Hash methods escape).
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	raw [stickyRawLen]byte
+	src [64]byte
 }
 
 func newStickyConfig(cookie string, ttl time.Duration, service string, key []byte) *stickyConfig {
@@ -40,30 +49,28 @@ func newStickyConfig(cookie string, ttl time.Duration, service string, key []byt
 		ttl = 24 * time.Hour
 	}
 	k := append([]byte(nil), key...)
-	sc := &stickyConfig{cookie: cookie, ttl: ttl, service: service}
-	sc.macs.New = func() any { return hmac.New(sha256.New, k) }
+	sc := &stickyConfig{cookie: cookie, ttl: ttl, prefix: append([]byte(service), 0)}
+	sc.macs.New = func() any { return &macState{h: hmac.New(sha256.New, k)} }
 	return sc
 }
 
-func (sc *stickyConfig) mac(dst []byte, idExp []byte) {
-	m := sc.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(sc.service))
-	m.Write([]byte{0})
-	m.Write(idExp)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	sc.macs.Put(m)
-	copy(dst, sum[:stickyMACLen])
+// sign fills the MAC part of ms.raw from its id and expiry.
+func (sc *stickyConfig) sign(ms *macState) {
+	ms.h.Reset()
+	ms.h.Write(sc.prefix)
+	ms.h.Write(ms.raw[:stickyIDLen+stickyExpLen])
+	ms.h.Sum(ms.sum[:0])
 }
 
 // encode signs an id and expiry into a cookie value.
 func (sc *stickyConfig) encode(id [stickyIDLen]byte, exp int64) string {
-	var raw [stickyRawLen]byte
-	copy(raw[:], id[:])
-	binary.BigEndian.PutUint64(raw[stickyIDLen:], uint64(exp))
-	sc.mac(raw[stickyIDLen+stickyExpLen:], raw[:stickyIDLen+stickyExpLen])
-	return stickyEncoding.EncodeToString(raw[:])
+	ms := sc.macs.Get().(*macState)
+	defer sc.macs.Put(ms)
+	copy(ms.raw[:], id[:])
+	binary.BigEndian.PutUint64(ms.raw[stickyIDLen:], uint64(exp))
+	sc.sign(ms)
+	copy(ms.raw[stickyIDLen+stickyExpLen:], ms.sum[:stickyMACLen])
+	return stickyEncoding.EncodeToString(ms.raw[:])
 }
 
 // decode verifies a cookie value. It returns ok=false for anything forged,
@@ -72,21 +79,22 @@ func (sc *stickyConfig) decode(v string, now int64) (id [stickyIDLen]byte, exp i
 	if stickyEncoding.EncodedLen(stickyRawLen) != len(v) {
 		return id, 0, false
 	}
-	var raw [stickyRawLen]byte
-	n, err := stickyEncoding.Decode(raw[:], []byte(v))
-	if err != nil || n != stickyRawLen {
+	ms := sc.macs.Get().(*macState)
+	defer sc.macs.Put(ms)
+	n := copy(ms.src[:], v)
+	dn, err := stickyEncoding.Decode(ms.raw[:], ms.src[:n])
+	if err != nil || dn != stickyRawLen {
 		return id, 0, false
 	}
-	var want [stickyMACLen]byte
-	sc.mac(want[:], raw[:stickyIDLen+stickyExpLen])
-	if !hmac.Equal(want[:], raw[stickyIDLen+stickyExpLen:]) {
+	sc.sign(ms)
+	if !hmac.Equal(ms.sum[:stickyMACLen], ms.raw[stickyIDLen+stickyExpLen:]) {
 		return id, 0, false
 	}
-	exp = int64(binary.BigEndian.Uint64(raw[stickyIDLen:]))
+	exp = int64(binary.BigEndian.Uint64(ms.raw[stickyIDLen:]))
 	if exp <= now {
 		return id, 0, false
 	}
-	copy(id[:], raw[:stickyIDLen])
+	copy(id[:], ms.raw[:stickyIDLen])
 	return id, exp, true
 }
 
