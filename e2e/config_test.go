@@ -45,16 +45,16 @@ func TestBrokenConfigs(t *testing.T) {
 		mention []string
 	}{
 		{"unknown key", "  stable: blue\n", "  stable: blue\n  stabel: green\n", ":13", []string{"stabel"}},
-		{"wrong case", "        - setWeight: 5", "        - SetWeight: 5", ":17", []string{"SetWeight"}},
+		{"wrong case", "        - setWeight: 5", "        - SetWeight: 5", ":16", []string{"SetWeight"}},
 		{"duplicate key", "  stable: blue\n", "  stable: blue\n  stable: green\n", ":13", []string{"stable"}},
-		{"weight over 100", "setWeight: 5", "setWeight: 120", ":17", []string{"setWeight", "120", "0-100"}},
-		{"bad duration", "duration: 30s", "duration: 30 seconds", ":18", []string{"30 seconds"}},
+		{"weight over 100", "setWeight: 5", "setWeight: 120", ":16", []string{"setWeight", "120", "0-100"}},
+		{"bad duration", "duration: 30s", "duration: 30 seconds", ":17", []string{"30 seconds"}},
 		{"stable not a version", "  stable: blue", "  stable: purple", ":12", []string{"stable", "purple"}},
 		{"target without port", `["127.0.0.1:9101"]`, `["localhost"]`, ":11", []string{"targets", "localhost"}},
 		{"bad listen", "listen: 127.0.0.1:18080", "listen: 127.0.0.1:99999", ":6", []string{"listen", "99999"}},
 		{"wrong apiVersion", "switchyard.dev/v1alpha1", "switchyard.dev/v9", ":1", []string{"apiVersion", "v9"}},
 		{"duplicate version", "    - name: green", "    - name: blue", ":10", []string{"blue"}},
-		{"bad preset", "      steps:\n        - setWeight: 5\n        - pause: {duration: 30s}\n", "      preset: Canary200Percent\n", ":16", []string{"preset", "Canary200Percent"}},
+		{"bad preset", "      steps:\n        - setWeight: 5\n        - pause: {duration: 30s}\n", "      preset: Canary200Percent\n", ":15", []string{"preset", "Canary200Percent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

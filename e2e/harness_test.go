@@ -102,7 +102,13 @@ func (d *daemon) start() {
 	d.exited = make(chan struct{})
 	cmd, exited := d.cmd, d.exited
 	go func() { cmd.Wait(); close(exited) }()
-	d.t.Cleanup(func() { d.kill(syscall.SIGTERM) })
+	out := d.out
+	d.t.Cleanup(func() {
+		d.kill(syscall.SIGTERM)
+		if d.t.Failed() {
+			d.t.Logf("switchyard serve output:\n%s", tail(out.String(), 80))
+		}
+	})
 	ok := testenv.Poll(20*time.Second, func() bool {
 		select {
 		case <-exited:

@@ -156,8 +156,8 @@ func (e *env) runDemo(ctx context.Context, listen string, exit bool) (err error)
 	}
 	url := "http://" + st.Listen + "/"
 	say("Switchyard is serving %s: v1 on two targets, v2 and v3 waiting (config: %s/demo.yaml)", pal.bold(url), stateDir)
-	fmt.Fprintf(e.stdout, "    a steady load of 40 requests/s runs against it; every answer says which version served it\n")
-	load := demo.StartLoad(ctx, url, 40)
+	fmt.Fprintf(e.stdout, "    a steady load of 50 requests/s runs against it; every answer says which version served it\n")
+	load := demo.StartLoad(ctx, url, 50)
 	defer load.Stop()
 	if err := e.waitHealthy(ctx, c); err != nil {
 		return err
@@ -179,6 +179,7 @@ func (e *env) runDemo(ctx context.Context, listen string, exit bool) (err error)
 	if err := e.watchDemo(ctx, c, load); !errors.As(err, &xe) || xe.Code != ExitFailed {
 		return fmt.Errorf("expected v3 to be rolled back, got %v", err)
 	}
+	fmt.Fprintf(e.stdout, "%s %v\n", pal.red("✘"), xe.Err)
 	ok, failed := load.Totals()
 	say("Done: v2 is stable, v3 was rolled back; %d requests answered, %d failed", ok, failed)
 	if exit {

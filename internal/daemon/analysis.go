@@ -68,7 +68,7 @@ func (d *Daemon) measure(service, version string, dur time.Duration) analysis.Me
 	s := d.proxy.Window(service, version, dur)
 	m := analysis.Measurement{Requests: s.Requests, Errors: s.Errors}
 	if s.Requests > 0 {
-		m.P99 = s.Quantile(0.99) * 1000
+		m.P99 = float64(s.Quantile(0.99)) / float64(time.Millisecond)
 	}
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +66,10 @@ type Daemon struct {
 	services map[string]*serviceEntry
 	runCtx   context.Context
 	runners  sync.WaitGroup
+
+	healthMu sync.Mutex
+	// health caches what the proxy reported, per service and version.
+	health map[string]map[string]rollout.VersionHealth
 
 	adminURL atomic.Pointer[string]
 	ready    atomic.Bool
@@ -130,6 +135,7 @@ func New(opts Options) (*Daemon, error) {
 		hub:      newHub(),
 		token:    token,
 		services: map[string]*serviceEntry{},
+		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_rollouts_total",
 			Help: "Finished rollouts by service and result (promoted, rolled-back, aborted).",
@@ -387,6 +393,7 @@ func (d *Daemon) runnerDeps() runnerDeps {
 			d.rolloutsTotal.WithLabelValues(service, string(f.Result)).Inc()
 		},
 		analyze: d.startAnalysis,
+		health:  d.versionHealth,
 	}
 }
 
@@ -400,11 +407,25 @@ func (d *Daemon) runner(name string) (*runner, bool) {
 	return e.runner, true
 }
 
-// healthChanged is the proxy's health callback: hand it to the runner.
+// healthChanged is the proxy's health callback: remember it and hand it to
+// the runner.
 func (d *Daemon) healthChanged(service, version string, healthy, total int) {
+	d.healthMu.Lock()
+	if d.health[service] == nil {
+		d.health[service] = map[string]rollout.VersionHealth{}
+	}
+	d.health[service][version] = rollout.VersionHealth{Healthy: healthy, Total: total}
+	d.healthMu.Unlock()
 	if r, ok := d.runner(service); ok {
 		r.healthChanged(version, healthy, total)
 	}
+}
+
+// versionHealth returns the health the proxy reported for a service's versions.
+func (d *Daemon) versionHealth(service string) map[string]rollout.VersionHealth {
+	d.healthMu.Lock()
+	defer d.healthMu.Unlock()
+	return maps.Clone(d.health[service])
 }
 
 // ensureKey returns the 32-byte key in path, creating it (mode 0600) once.

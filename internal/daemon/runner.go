@@ -36,6 +36,8 @@ type runnerDeps struct {
 	publish  func(ev streamEvent)
 	finished func(service string, f rollout.Finished)
 	analyze  func(ctx context.Context, svc *spec.Service, a *rollout.StartAnalysis) analysisHandle
+	// health returns the data plane's current health counts per version.
+	health func(service string) map[string]rollout.VersionHealth
 }
 
 // analysisHandle stops an analysis loop started for a rollout.
@@ -159,6 +161,24 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.commit(ctx, st, acts); err != nil {
 		return fmt.Errorf("service %q: start: %w", r.name, err)
 	}
+	// Health checks may have reported before this runner existed (the proxy
+	// starts first); seed the machine with what they reported. Versions not
+	// probed yet are left out, so a restored state keeps its last known
+	// health instead of flipping to "unhealthy" for a moment.
+	if r.deps.health != nil {
+		now := r.deps.health(r.name)
+		r.mu.Lock()
+		for v, h := range now {
+			if _, queued := r.pendingHealth[v]; !queued {
+				r.pendingHealth[v] = h
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case r.healthCh <- struct{}{}:
+		default:
+		}
+	}
 	ticker := time.NewTicker(r.deps.tick)
 	defer ticker.Stop()
 	for {
@@ -211,7 +231,7 @@ func (r *runner) applySpec(ctx context.Context, svc *spec.Service) error {
 // command's reply reflects the state after its effects.
 func (r *runner) step(ctx context.Context, e rollout.Event) error {
 	queue := []rollout.Event{e}
-	for len(queue) > 0 {
+	for first := true; len(queue) > 0; first = false {
 		ev := queue[0]
 		queue = queue[1:]
 		r.mu.Lock()
@@ -222,7 +242,7 @@ func (r *runner) step(ctx context.Context, e rollout.Event) error {
 		}
 		next, acts, err := m.Step(cur, ev, r.deps.now())
 		if err != nil {
-			if ev == e {
+			if first {
 				return err
 			}
 			r.deps.log.Warn("feedback event refused", "service", r.name, "event", rollout.EventName(ev), "err", err)
