@@ -23,7 +23,7 @@ func (l *analysisLoop) Stop() {
 }
 
 // startAnalysis is the runner's StartAnalysis action.
-func (d *Daemon) startAnalysis(ctx context.Context, svc *spec.Service, a *rollout.StartAnalysis) analysisHandle {
+func (d *Daemon) startAnalysis(ctx context.Context, svc *spec.Service, id uint64, a *rollout.StartAnalysis) analysisHandle {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &analysisLoop{cancel: cancel}
 	if svc.Spec.Analysis == nil || len(svc.Spec.Analysis.Metrics) == 0 {
@@ -51,7 +51,7 @@ func (d *Daemon) startAnalysis(ctx context.Context, svc *spec.Service, a *rollou
 					return
 				case <-t.C:
 				}
-				v := analysis.Evaluate(m, d.measure(name, a.Canary, interval))
+				v := verdict{rollout: id, Verdict: analysis.Evaluate(m, d.measure(name, a.Canary, interval))}
 				select {
 				case r.verdicts <- v:
 				case <-ctx.Done():

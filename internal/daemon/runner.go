@@ -35,7 +35,7 @@ type runnerDeps struct {
 	tick     time.Duration
 	publish  func(ev streamEvent)
 	finished func(service string, f rollout.Finished)
-	analyze  func(ctx context.Context, svc *spec.Service, a *rollout.StartAnalysis) analysisHandle
+	analyze  func(ctx context.Context, svc *spec.Service, id uint64, a *rollout.StartAnalysis) analysisHandle
 	// health returns the data plane's current health counts per version.
 	health func(service string) map[string]rollout.VersionHealth
 }
@@ -54,6 +54,12 @@ type streamEvent struct {
 	result  rollout.Result
 }
 
+// verdict is an analysis result for one rollout.
+type verdict struct {
+	rollout uint64
+	rollout.Verdict
+}
+
 // request is a command submitted to a runner and its answer.
 type request struct {
 	event rollout.Event
@@ -70,7 +76,7 @@ type runner struct {
 	requests chan request
 	reconfig chan *spec.Service
 	healthCh chan struct{} // signalled when pendingHealth changes
-	verdicts chan rollout.Verdict
+	verdicts chan verdict
 
 	mu            sync.Mutex // guards the fields below, read by status
 	svc           *spec.Service
@@ -90,7 +96,7 @@ func newRunner(deps runnerDeps, svc *spec.Service, m *rollout.Machine, st rollou
 		requests:      make(chan request),
 		reconfig:      make(chan *spec.Service, 1),
 		healthCh:      make(chan struct{}, 1),
-		verdicts:      make(chan rollout.Verdict, 16),
+		verdicts:      make(chan verdict, 16),
 		svc:           svc,
 		machine:       m,
 		state:         st,
@@ -201,7 +207,16 @@ func (r *runner) run(ctx context.Context) error {
 				r.logStepErr(r.step(ctx, rollout.HealthChanged{Version: v, Healthy: h.Healthy, Total: h.Total}))
 			}
 		case v := <-r.verdicts:
-			r.logStepErr(r.step(ctx, v))
+			// A verdict measured for an earlier rollout may still be queued
+			// when the next one starts; it says nothing about the new one.
+			r.mu.Lock()
+			current := rolloutID(r.state)
+			r.mu.Unlock()
+			if v.rollout != current {
+				r.deps.log.Debug("stale verdict dropped", "service", r.name, "rollout", v.rollout, "current", current)
+				continue
+			}
+			r.logStepErr(r.step(ctx, v.Verdict))
 		case <-ticker.C:
 			r.logStepErr(r.step(ctx, rollout.Tick{}))
 		}
@@ -335,7 +350,7 @@ func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.A
 				r.mu.Lock()
 				svc := r.svc
 				r.mu.Unlock()
-				r.analysis = r.deps.analyze(ctx, svc, &a)
+				r.analysis = r.deps.analyze(ctx, svc, rolloutID(st), &a)
 			}
 		case rollout.StopAnalysis:
 			r.stopAnalysis()
