@@ -35,7 +35,11 @@ func TestMetricsAndWindows(t *testing.T) {
 			t.Fatalf("GET: %d %v, want 500 from v2", code, err)
 		}
 	}
-
+	// A request is recorded just after its response is flushed to the client.
+	eventually(t, 5*time.Second, "the last request recorded", func() bool {
+		return testutil.ToFloat64(p.met.requests.WithLabelValues("web", "v2", "500")) >= 13 &&
+			testutil.ToFloat64(p.met.requests.WithLabelValues("web", "v1", "200")) >= n
+	})
 	if got := testutil.ToFloat64(p.met.requests.WithLabelValues("web", "v1", "200")); got != n {
 		t.Errorf("switchyard_requests_total{v1,200} = %v, want %d", got, n)
 	}

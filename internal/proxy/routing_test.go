@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/rollout"
@@ -16,18 +18,25 @@ func TestWeightedSplitAccuracy(t *testing.T) {
 	c := newClient(8)
 	for _, canary := range []int{1, 10, 33, 50} {
 		mustRoute(t, p, "web", rollout.Routing{Stable: "v1", Canary: "v2", Weights: rollout.Weights{"v1": 100 - canary, "v2": canary}})
-		const n = 10000
-		got := 0
-		for range n {
-			code, v, err := get(c, proxyURL(t, p, "web"), nil)
-			if err != nil || code != 200 {
-				t.Fatalf("GET: %d %v", code, err)
-			}
-			if v == "v2" {
-				got++
-			}
+		const n, workers = 10000, 8
+		var got atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for range n / workers {
+					code, v, err := get(c, proxyURL(t, p, "web"), nil)
+					if err != nil || code != 200 {
+						t.Errorf("GET: %d %v", code, err)
+						return
+					}
+					if v == "v2" {
+						got.Add(1)
+					}
+				}
+			})
 		}
-		pct := float64(got) * 100 / n
+		wg.Wait()
+		pct := float64(got.Load()) * 100 / n
 		if pct < float64(canary)-1 || pct > float64(canary)+1 {
 			t.Errorf("canary weight %d%%: canary got %.2f%% of %d requests, want within 1 point", canary, pct, n)
 		}
