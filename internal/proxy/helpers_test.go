@@ -175,3 +175,7 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+func routingTo(v string) rollout.Routing {
+	return rollout.Routing{Stable: v, Weights: rollout.Weights{v: 100}}
+}

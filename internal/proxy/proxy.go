@@ -376,6 +376,9 @@ func (p *Proxy) closeRetired(t *target) {
 func (p *Proxy) RemoveVersion(name, ver string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
 	s := p.services[name]
 	if s == nil {
 		return fmt.Errorf("remove version %q of %q: %w", ver, name, ErrUnknownService)
