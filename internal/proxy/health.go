@@ -170,6 +170,7 @@ func (p *Proxy) observe(t *target, ok bool, cfg *healthConfig) {
 	}
 	t.state.Store(next)
 	if next == healthUp {
+		t.lastErr.Store(nil) // a recovered target shows no stale error
 		t.up.Set(1)
 		p.log.Info("target healthy", "service", t.version.service, "version", t.version.name, "target", t.addr)
 	} else {
