@@ -232,3 +232,35 @@ func TestApplyReload(t *testing.T) {
 		t.Error("Addr of a removed service is not nil")
 	}
 }
+
+func TestRemoveVersion(t *testing.T) {
+	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
+	p := newTestProxy(t, nil)
+	mustApply(t, p, testService("web", "v1", ver("v1", v1)))
+	if err := p.SetVersion("web", "v2", []string{v2.addr()}); err != nil {
+		t.Fatal(err)
+	}
+	mustRoute(t, p, "web", rollout.Routing{Stable: "v1", Canary: "v2", Weights: rollout.Weights{"v1": 90, "v2": 10}})
+	cases := []struct {
+		name, version string
+		ok            bool
+	}{
+		{"stable refused", "v1", false},
+		{"weighted canary refused", "v2", false},
+		{"unknown version refused", "v9", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := p.RemoveVersion("web", tc.version); (err == nil) != tc.ok {
+				t.Errorf("RemoveVersion(%q) = %v, want ok=%v", tc.version, err, tc.ok)
+			}
+		})
+	}
+	mustRoute(t, p, "web", rollout.Routing{Stable: "v1", Canary: "v2", Weights: rollout.Weights{"v1": 100, "v2": 0}})
+	if err := p.RemoveVersion("web", "v2"); err != nil {
+		t.Fatalf("RemoveVersion of a weight-0 canary = %v", err)
+	}
+	if code, v, err := get(newClient(1), proxyURL(t, p, "web"), map[string]string{"X-Canary": "always"}); err != nil || code != 200 || v != "v1" {
+		t.Errorf("after removing the canary: %d from %q (%v), want 200 from v1", code, v, err)
+	}
+}

@@ -371,8 +371,8 @@ func (p *Proxy) closeRetired(t *target) {
 }
 
 // RemoveVersion stops routing to and health-checking a version; its targets
-// drain up to drainTimeout. A version that still has a role or a weight in
-// the service's routing cannot be removed.
+// drain up to drainTimeout. The stable version and a version with a
+// non-zero weight cannot be removed; a canary at weight 0 loses its role.
 func (p *Proxy) RemoveVersion(name, ver string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -387,9 +387,17 @@ func (p *Proxy) RemoveVersion(name, ver string) error {
 	if v == nil {
 		return fmt.Errorf("remove version %q of %q: %w", ver, name, ErrUnknownVersion)
 	}
-	if s.routing.Stable == ver || s.routing.Canary == ver || s.routing.Weights[ver] > 0 {
-		return fmt.Errorf("remove version %q of %q: it is still routed (stable %q, canary %q, weights %v); route away from it first",
-			ver, name, s.routing.Stable, s.routing.Canary, s.routing.Weights)
+	if s.routing.Stable == ver || s.routing.Weights[ver] > 0 {
+		return fmt.Errorf("remove version %q of %q: it still takes traffic (stable %q, weights %v); route away from it first",
+			ver, name, s.routing.Stable, s.routing.Weights)
+	}
+	if s.routing.Canary == ver {
+		// A canary at weight 0 (e.g. after an abort) only loses its role:
+		// rules that named the canary fall through to the weights.
+		r := cloneRouting(s.routing)
+		r.Canary = ""
+		delete(r.Weights, ver)
+		s.routing = r
 	}
 	p.removeVersionLocked(s, v)
 	return nil
