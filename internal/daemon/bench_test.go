@@ -27,18 +27,20 @@ func BenchmarkDaemon1000Services(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 
+	// Listeners are keyed by address, so every service gets its own port.
+	ports := freePorts(b, n)
 	svcs := make([]*spec.Service, n)
 	for i := range svcs {
 		doc := fmt.Sprintf(`apiVersion: switchyard.dev/v1alpha1
 kind: Service
 metadata: {name: svc-%d}
 spec:
-  listen: 127.0.0.1:0
+  listen: 127.0.0.1:%d
   versions:
     - {name: blue, targets: [%q]}
   stable: blue
   healthCheck: {interval: 10s, timeout: 1s}
-`, i, backend)
+`, i, ports[i], backend)
 		s, err := spec.Parse("bench.yaml", []byte(doc))
 		if err != nil {
 			b.Fatal(err)
@@ -56,6 +58,7 @@ spec:
 	for d.AdminURL() == "" || d.readyErr() != nil {
 		select {
 		case err := <-done:
+			done <- err // for the deferred wait
 			b.Fatal(err)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -121,4 +124,23 @@ func startBenchBackend(b *testing.B) string {
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
+}
+
+// freePorts reserves n loopback ports by binding them all at once, then
+// releases them for the daemon to bind.
+func freePorts(b *testing.B, n int) []int {
+	lns := make([]net.Listener, n)
+	ports := make([]int, n)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lns[i] = ln
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
 }

@@ -129,7 +129,7 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte) ([]string, error) {
 	for _, s := range byName {
 		merged = append(merged, s)
 	}
-	if err := checkDistinct(merged); err != nil {
+	if err := spec.ValidateAll(merged); err != nil {
 		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
 	}
 	if err := d.applyAll(ctx, merged); err != nil {

@@ -161,7 +161,7 @@ func loadServices(opts Options) ([]*spec.Service, error) {
 	if len(svcs) == 0 {
 		return nil, &ConfigError{Err: errors.New("no services: pass -f FILE with at least one Service document")}
 	}
-	if err := checkDistinct(svcs); err != nil {
+	if err := spec.ValidateAll(svcs); err != nil {
 		return nil, &ConfigError{Err: err}
 	}
 	return svcs, nil
@@ -172,27 +172,6 @@ type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
-
-// checkDistinct refuses two services with one name or one listen address.
-func checkDistinct(svcs []*spec.Service) error {
-	names := map[string]bool{}
-	listens := map[string]string{}
-	var errs []error
-	for _, s := range svcs {
-		if names[s.Metadata.Name] {
-			errs = append(errs, fmt.Errorf("service %q is defined twice; service names must be unique", s.Metadata.Name))
-		}
-		names[s.Metadata.Name] = true
-		if s.Spec.Listen == "" {
-			continue
-		}
-		if other, ok := listens[s.Spec.Listen]; ok {
-			errs = append(errs, fmt.Errorf("service %q: spec.listen %q is already used by service %q; give each service its own address", s.Metadata.Name, s.Spec.Listen, other))
-		}
-		listens[s.Spec.Listen] = s.Metadata.Name
-	}
-	return errors.Join(errs...)
-}
 
 // Run serves until ctx ends, then shuts down gracefully: stop accepting,
 // let in-flight requests finish, persist, close the store.
