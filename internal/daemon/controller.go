@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/admin"
@@ -77,10 +75,8 @@ func checkDeploy(dep rollout.Deploy) error {
 		errs = append(errs, fmt.Errorf("strategy is %q; must be canary or blue-green", dep.Strategy))
 	}
 	for i, t := range dep.Targets {
-		host, port, err := net.SplitHostPort(t)
-		p, perr := strconv.Atoi(port)
-		if err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("targets[%d] is %q; must be HOST:PORT with a port 1-65535, like 127.0.0.1:9001", i, t))
+		if err := spec.CheckTarget(t); err != nil {
+			errs = append(errs, fmt.Errorf("targets[%d] is %q; %w", i, t, err))
 		}
 	}
 	return errors.Join(errs...)

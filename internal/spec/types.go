@@ -89,7 +89,8 @@ type Version struct {
 	// letters, digits, '-' and '.', unique within the service.
 	Name string `json:"name"`
 	// Targets are the host:port addresses of the version's instances; a
-	// target belongs to one version only.
+	// target belongs to one version only. Prefix a target with h2c:// for
+	// cleartext HTTP/2 (gRPC) or https:// for TLS; plain host:port is HTTP/1.1.
 	Targets []string `json:"targets"`
 }
 
