@@ -30,7 +30,7 @@ cd "$ROOT"
 # go needs HOME (or GOCACHE); CI may run with a bare environment.
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 
-RACE_PKGS="${RACE_PKGS:-./internal/spec/... ./internal/rollout/... ./internal/analysis/... ./internal/proxy/... ./internal/store/... ./internal/testenv/... ./scripts/...}"
+RACE_PKGS="${RACE_PKGS:-./internal/spec/... ./internal/rollout/... ./internal/analysis/... ./internal/proxy/... ./internal/store/... ./internal/admin/... ./internal/daemon/... ./internal/cli/... ./internal/testenv/... ./scripts/...}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-15m}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
 TEST_LOG="${TEST_LOG:-$CACHE/last-test.json}"

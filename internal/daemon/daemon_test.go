@@ -1,0 +1,225 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+	"github.com/switchyard/switchyard/internal/testenv"
+)
+
+// app is a toy backend whose failure rate can be set while it runs.
+type app struct {
+	*httptest.Server
+	failEvery atomic.Int64 // every Nth request answers 500; 0 never
+	n         atomic.Int64
+}
+
+func startApp(t *testing.T, version string) *app {
+	a := &app{}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		if every := a.failEvery.Load(); every > 0 && a.n.Add(1)%every == 0 {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, version)
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+func (a *app) addr() string { return strings.TrimPrefix(a.URL, "http://") }
+
+// startDaemon runs a daemon in-process for the service document and
+// returns a client for its admin API and the service's address.
+func startDaemon(t *testing.T, doc string) (*Daemon, *admin.Client, string) {
+	t.Helper()
+	listen := testenv.FreeAddr(t)
+	svcs, err := spec.Parse("test.yaml", []byte(strings.ReplaceAll(doc, "LISTEN", listen)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Services: svcs, StateDir: t.TempDir(), Admin: "127.0.0.1:0", Tick: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
+	return d, admin.NewClient(d.AdminURL(), d.Token(), admin.WithUser("test")), listen
+}
+
+// load sends GETs to addr until stop is closed.
+func load(t *testing.T, addr string, stop <-chan struct{}) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := c.Get("http://" + addr + "/")
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+}
+
+func waitFor(t *testing.T, c *admin.Client, what string, cond func(admin.ServiceStatus) bool) admin.ServiceStatus {
+	t.Helper()
+	var st admin.ServiceStatus
+	testenv.WaitFor(t, 20*time.Second, func() bool {
+		var err error
+		st, err = c.Service(context.Background(), "web")
+		return err == nil && cond(st)
+	}, what)
+	return st
+}
+
+const analysedService = `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  listen: LISTEN
+  versions:
+    - {name: blue, targets: ["BLUE"]}
+    - {name: green, targets: ["GREEN"]}
+  stable: blue
+  healthCheck: {path: /health, interval: 100ms, timeout: 90ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {duration: 1s}}]
+  analysis:
+    interval: 500ms
+    threshold: 2
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+`
+
+// TestAnalysisPromotesGoodRollsBackBad feeds real traffic through the proxy:
+// a healthy canary is promoted; one failing 10% of requests is rolled back
+// with the reason naming the metric.
+func TestAnalysisPromotesGoodRollsBackBad(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	_, c, listen := startDaemon(t, doc)
+	stop := make(chan struct{})
+	defer close(stop)
+	load(t, listen, stop)
+	ctx := context.Background()
+
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "green promoted", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	if st.LastRollout.Result != rollout.ResultPromoted || st.StableVersion != "green" {
+		t.Fatalf("good canary: last rollout %+v, stable %q; want promoted, green", st.LastRollout, st.StableVersion)
+	}
+
+	blue.failEvery.Store(10)
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "blue"}); err != nil {
+		t.Fatal(err)
+	}
+	st = waitFor(t, c, "blue rolled back", func(st admin.ServiceStatus) bool { return st.LastRollout.Version == "blue" })
+	if st.LastRollout.Result != rollout.ResultRolledBack || st.StableVersion != "green" || st.Weights["green"] != 100 {
+		t.Fatalf("bad canary: last rollout %+v, stable %q, weights %v; want rolled back to green 100", st.LastRollout, st.StableVersion, st.Weights)
+	}
+	if !strings.Contains(st.LastRollout.Reason, "request-success-rate") {
+		t.Errorf("rollback reason %q does not name the metric", st.LastRollout.Reason)
+	}
+	h, err := c.History(ctx, "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdicts := 0
+	for _, e := range h {
+		if e.Verdict != nil {
+			verdicts++
+		}
+	}
+	if verdicts == 0 {
+		t.Errorf("history has no verdicts: %+v", h)
+	}
+}
+
+// TestApplyInvalidChangesNothing applies a broken document: refused as
+// invalid, and the service keeps its spec and routing.
+func TestApplyInvalidChangesNothing(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	d, c, listen := startDaemon(t, doc)
+	ctx := context.Background()
+	broken := strings.Replace(strings.ReplaceAll(doc, "LISTEN", listen), "setWeight: 50", "setWeight: 150", 1)
+	_, err := c.Apply(ctx, []byte(broken))
+	if !errors.Is(err, admin.ErrInvalid) || !strings.Contains(err.Error(), "setWeight") {
+		t.Fatalf("Apply(broken) = %v, want an invalid error naming setWeight", err)
+	}
+	svcs := d.currentServices()
+	if w := *svcs[0].Spec.Strategy.Canary.Steps[0].SetWeight; w != 50 {
+		t.Fatalf("after a refused apply the spec has setWeight %d, want 50", w)
+	}
+	// A good apply of the same service takes effect.
+	good := strings.Replace(strings.ReplaceAll(doc, "LISTEN", listen), "setWeight: 50", "setWeight: 20", 1)
+	if _, err := c.Apply(ctx, []byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	if w := *d.currentServices()[0].Spec.Strategy.Canary.Steps[0].SetWeight; w != 20 {
+		t.Fatalf("after a good apply the spec has setWeight %d, want 20", w)
+	}
+}
+
+// TestCommandErrors maps the machine's refusals to API errors.
+func TestCommandErrors(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	_, c, _ := startDaemon(t, doc)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"promote without a rollout", func() error { _, err := c.Promote(ctx, "web", false); return err }, admin.ErrConflict},
+		{"unknown service", func() error { _, err := c.Service(ctx, "nope"); return err }, admin.ErrNotFound},
+		{"unknown version", func() error {
+			_, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "purple"})
+			return err
+		}, admin.ErrInvalid},
+		{"bad target", func() error {
+			_, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "purple", Targets: []string{"nowhere"}})
+			return err
+		}, admin.ErrInvalid},
+		{"already stable", func() error { _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "blue"}); return err }, admin.ErrConflict},
+		{"nothing to roll back", func() error { _, err := c.Rollback(ctx, "web"); return err }, admin.ErrConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); !errors.Is(err, tt.want) {
+				t.Errorf("error %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
