@@ -52,7 +52,7 @@ func (s Sample) ErrorRate() float64 {
 }
 
 const (
-	windowSlots       = 120 // seconds of history kept per version
+	windowSlots = 120 // seconds of history kept per version
 	// 1.5% relative accuracy (the analysis needs ≤2%) from 10µs to an hour:
 	// about 650 buckets a window. Each window's buckets are allocated on its
 	// first request, so a version that takes no traffic costs almost nothing.
