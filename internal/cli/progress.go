@@ -252,7 +252,7 @@ func writeStatus(w io.Writer, st admin.ServiceStatus, pal palette) {
 		}
 		fmt.Fprintf(w, "  verdict  %-22s %s %s\n", v.Metric, res, pal.dim(v.Reason))
 	}
-	if st.Threshold > 0 {
+	if st.Threshold > 0 && len(st.LastVerdicts) > 0 {
 		fmt.Fprintf(w, "  checks   %d failed of %d allowed\n", st.FailedChecks, st.Threshold)
 	}
 	if st.PreviousVersion != "" && st.PreviousUntil != nil {
