@@ -223,3 +223,29 @@ func healthy(st admin.ServiceStatus, version string) int {
 	}
 	return n
 }
+
+// TestDeployWithTargetsSurvivesRestart deploys a version the file does not
+// list, by --targets, then restarts serve: the version and its traffic stay.
+func TestDeployWithTargetsSurvivesRestart(t *testing.T) {
+	blue, red := startBackend(t, "blue"), startBackend(t, "red")
+	d := newDaemon(t, serviceConfig("web", map[string][]string{"blue": {blue.addr}}, "blue", ""))
+	d.start()
+	d.waitStatus("web", 10*time.Second, "blue healthy", func(st admin.ServiceStatus) bool { return healthy(st, "blue") == 1 })
+	d.mustRun(0, "deploy", "web", "--version", "red", "--targets", red.addr, "--strategy", "blue-green", "--wait", "--timeout", "1m")
+	if got := d.get(20); got["red"] != 20 {
+		t.Fatalf("after deploying red by --targets: %v, want all 20 from red", got)
+	}
+	d.kill(syscall.SIGTERM)
+	d.start()
+	st := d.waitStatus("web", 10*time.Second, "red healthy after the restart", func(st admin.ServiceStatus) bool { return healthy(st, "red") == 1 })
+	if st.StableVersion != "red" {
+		t.Fatalf("after restart: stable %q, want red", st.StableVersion)
+	}
+	if got := d.get(20); got["red"] != 20 {
+		t.Fatalf("after restart: %v, want all 20 from red", got)
+	}
+	d.mustRun(0, "rollback", "web")
+	if got := d.get(20); got["blue"] != 20 {
+		t.Fatalf("after rollback: %v, want all 20 from blue", got)
+	}
+}
