@@ -368,7 +368,7 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 	p.listeners = next
 	// Idle keep-alives to targets no longer listed close now; busy ones
 	// finish their request first (the transport only closes idle ones).
-	p.h1.CloseIdleConnections()
+	p.fast.CloseIdleConnections() // and h1's
 	p.h2c.CloseIdleConnections()
 	return nil
 }

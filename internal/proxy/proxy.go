@@ -69,8 +69,10 @@ type Proxy struct {
 
 	conns   *connTracker
 	h1, h2c *http.Transport
-	// up1 and up2c are what requests are sent with: the transports above,
-	// or a stub in overhead benchmarks.
+	// fast sends plain http requests, falling back to h1 for the rest.
+	fast *upstream
+	// up1 and up2c are what requests are sent with: fast and h2c, or a
+	// stub in overhead benchmarks.
 	up1, up2c http.RoundTripper
 	probeH1   *http.Transport
 	probeH2C  *http.Transport
@@ -146,7 +148,8 @@ func New(opts Options) (*Proxy, error) {
 	p.h2c = p.h1.Clone()
 	p.h2c.Protocols = new(http.Protocols)
 	p.h2c.Protocols.SetUnencryptedHTTP2(true)
-	p.up1, p.up2c = p.h1, p.h2c
+	p.fast = newUpstream(dial, p.h1, p.h1.MaxIdleConnsPerHost, p.h1.IdleConnTimeout)
+	p.up1, p.up2c = p.fast, p.h2c
 	p.probeH1 = &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 1,
@@ -507,7 +510,7 @@ func (p *Proxy) shutdown(ctx context.Context) error {
 		p.conns.closeAll()
 	}
 	p.cancel()
-	p.h1.CloseIdleConnections()
+	p.fast.CloseIdleConnections() // and h1's
 	p.h2c.CloseIdleConnections()
 	p.probeH1.CloseIdleConnections()
 	p.probeH2C.CloseIdleConnections()
