@@ -85,13 +85,14 @@ func checkDeploy(dep rollout.Deploy) error {
 // classify maps the machine's refusals to the API's error kinds.
 func classify(name string, err error) error {
 	switch {
-	case errors.Is(err, rollout.ErrUnknownVersion):
+	case errors.Is(err, rollout.ErrUnknownVersion), errors.Is(err, rollout.ErrUnknownStrategy):
 		return fmt.Errorf("service %q: %w: %w", name, admin.ErrInvalid, err)
 	case errors.Is(err, rollout.ErrRolloutRunning),
 		errors.Is(err, rollout.ErrNoRollout),
 		errors.Is(err, rollout.ErrNothingToRetry),
 		errors.Is(err, rollout.ErrNothingToRevert),
-		errors.Is(err, rollout.ErrAlreadyStable):
+		errors.Is(err, rollout.ErrAlreadyStable),
+		errors.Is(err, rollout.ErrCannotPromote):
 		return fmt.Errorf("service %q: %w: %w", name, admin.ErrConflict, err)
 	}
 	return fmt.Errorf("service %q: %w", name, err)

@@ -223,3 +223,20 @@ func TestCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPromoteAtHealthGateIsConflict: a promote the current step refuses is a
+// conflict (409), not an internal error.
+func TestPromoteAtHealthGateIsConflict(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	_, c, _ := startDaemon(t, doc)
+	ctx := context.Background()
+	// A version whose only target never answers stays in the health gate.
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "purple", Targets: []string{testenv.FreeAddr(t)}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Promote(ctx, "web", false)
+	if !errors.Is(err, admin.ErrConflict) {
+		t.Fatalf("promote in the health gate: error %v, want a conflict", err)
+	}
+}
