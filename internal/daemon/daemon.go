@@ -227,12 +227,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ready.Store(false)
 	d.log.Info("shutting down")
+	// End the event streams first: srv.Shutdown waits for active requests,
+	// and a stream only ends when the hub closes it.
+	d.hub.close()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	srv.Shutdown(sctx)
 	cancel()
 	cancelRunners()
 	d.runners.Wait()
-	d.hub.close()
 	d.shutdownProxy()
 	return runErr
 }

@@ -240,3 +240,51 @@ func TestPromoteAtHealthGateIsConflict(t *testing.T) {
 		t.Fatalf("promote in the health gate: error %v, want a conflict", err)
 	}
 }
+
+// TestShutdownWithOpenEventStream: an open SSE stream (status dashboards,
+// scripts) does not hold up a graceful shutdown until its timeout.
+func TestShutdownWithOpenEventStream(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(), "LISTEN", testenv.FreeAddr(t)).Replace(analysedService)
+	svcs, err := spec.Parse("test.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{Services: svcs, StateDir: t.TempDir(), Admin: "127.0.0.1:0", Tick: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
+	c := admin.NewClient(d.AdminURL(), d.Token())
+	streamErr := make(chan error, 1)
+	go func() {
+		streamErr <- c.Events(context.Background(), "", func(admin.StreamEvent) error { return nil })
+	}()
+	// The stream is open once the hub has a subscriber.
+	testenv.WaitFor(t, 5*time.Second, func() bool {
+		d.hub.mu.Lock()
+		defer d.hub.mu.Unlock()
+		return len(d.hub.subs) == 1
+	}, "the event stream to subscribe")
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown with an open event stream took %s, want well under the 5s shutdown timeout", took)
+	}
+	if err := <-streamErr; !errors.Is(err, io.EOF) {
+		t.Errorf("event stream ended with %v, want the end of the stream", err)
+	}
+}
