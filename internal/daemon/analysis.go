@@ -22,18 +22,15 @@ func (l *analysisLoop) Stop() {
 	l.wg.Wait()
 }
 
-// startAnalysis is the runner's StartAnalysis action.
-func (d *Daemon) startAnalysis(ctx context.Context, svc *spec.Service, id uint64, a *rollout.StartAnalysis) analysisHandle {
+// startAnalysis is the runner's StartAnalysis action. It must not look the
+// runner up (d.mu): swap holds d.mu while it waits for runners to stop.
+func (d *Daemon) startAnalysis(ctx context.Context, svc *spec.Service, id uint64, a *rollout.StartAnalysis, out chan<- verdict) analysisHandle {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &analysisLoop{cancel: cancel}
 	if svc.Spec.Analysis == nil || len(svc.Spec.Analysis.Metrics) == 0 {
 		return l
 	}
 	name := svc.Metadata.Name
-	r, ok := d.runner(name)
-	if !ok {
-		return l
-	}
 	for _, m := range svc.Spec.Analysis.Metrics {
 		interval := m.Interval.Duration
 		if interval <= 0 {
@@ -53,7 +50,7 @@ func (d *Daemon) startAnalysis(ctx context.Context, svc *spec.Service, id uint64
 				}
 				v := verdict{rollout: id, Verdict: analysis.Evaluate(m, d.measure(name, a.Canary, interval))}
 				select {
-				case r.verdicts <- v:
+				case out <- v:
 				case <-ctx.Done():
 					return
 				}

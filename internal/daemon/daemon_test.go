@@ -288,3 +288,25 @@ func TestShutdownWithOpenEventStream(t *testing.T) {
 		t.Errorf("event stream ended with %v, want the end of the stream", err)
 	}
 }
+
+// TestRunnerDoesNotNeedDaemonLock: swap holds d.mu while it waits for a
+// removed service's runner to stop, so nothing a runner does may take d.mu
+// (starting an analysis did: a deadlock between a reload that removes a
+// service and a deploy of it).
+func TestRunnerDoesNotNeedDaemonLock(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	d, _, _ := startDaemon(t, doc)
+	r, ok := d.runner("web")
+	if !ok {
+		t.Fatal("no runner for web")
+	}
+	d.mu.Lock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := r.submit(ctx, rollout.Deploy{Version: "green", By: "test"})
+	cancel()
+	d.mu.Unlock()
+	if err != nil {
+		t.Fatalf("deploy of an analysed service while d.mu is held: %v", err)
+	}
+}

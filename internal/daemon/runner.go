@@ -35,7 +35,8 @@ type runnerDeps struct {
 	tick     time.Duration
 	publish  func(ev streamEvent)
 	finished func(service string, f rollout.Finished)
-	analyze  func(ctx context.Context, svc *spec.Service, id uint64, a *rollout.StartAnalysis) analysisHandle
+	// analyze starts the analysis of rollout id, sending verdicts to out.
+	analyze func(ctx context.Context, svc *spec.Service, id uint64, a *rollout.StartAnalysis, out chan<- verdict) analysisHandle
 	// health returns the data plane's current health counts per version.
 	health func(service string) map[string]rollout.VersionHealth
 }
@@ -350,7 +351,7 @@ func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.A
 				r.mu.Lock()
 				svc := r.svc
 				r.mu.Unlock()
-				r.analysis = r.deps.analyze(ctx, svc, rolloutID(st), &a)
+				r.analysis = r.deps.analyze(ctx, svc, rolloutID(st), &a, r.verdicts)
 			}
 		case rollout.StopAnalysis:
 			r.stopAnalysis()
