@@ -86,7 +86,7 @@ func (e *env) watch(ctx context.Context, c *admin.Client, service string, id uin
 			}
 		}
 		if id > 0 {
-			if done, err := e.finished(st, id); done {
+			if done, err := e.finished(wctx, c, st, id); done {
 				return err
 			}
 		}
@@ -106,7 +106,7 @@ func (e *env) timedOut(service string, timeout time.Duration) error {
 }
 
 // finished reports whether rollout id has ended, and its exit error.
-func (e *env) finished(st admin.ServiceStatus, id uint64) (bool, error) {
+func (e *env) finished(ctx context.Context, c *admin.Client, st admin.ServiceStatus, id uint64) (bool, error) {
 	if st.Rollout != nil && st.Rollout.ID == id {
 		return false, nil
 	}
@@ -120,7 +120,13 @@ func (e *env) finished(st admin.ServiceStatus, id uint64) (bool, error) {
 		}
 	}
 	if last.ID != id {
-		return true, &ExitError{Code: ExitFailed, Err: fmt.Errorf("rollout #%d was replaced by rollout #%d", id, last.ID)}
+		// Something else (a rollback, a forced deploy) ran since: the
+		// awaited rollout's own end is in the history.
+		res, err := resultOf(ctx, c, st.Name, id)
+		if err != nil {
+			return true, apiErr(err)
+		}
+		last = &res
 	}
 	switch last.Result {
 	case rollout.ResultPromoted:
@@ -131,6 +137,24 @@ func (e *env) finished(st admin.ServiceStatus, id uint64) (bool, error) {
 	default:
 		return true, &ExitError{Code: ExitFailed, Err: fmt.Errorf("rollout #%d of %s %s: %s: %s", id, st.Name, last.Version, last.Result, last.Reason)}
 	}
+}
+
+// resultOf finds how rollout id ended in the service's history.
+func resultOf(ctx context.Context, c *admin.Client, service string, id uint64) (admin.RolloutStatus, error) {
+	h, err := c.History(ctx, service, 0)
+	if err != nil {
+		return admin.RolloutStatus{}, err
+	}
+	for _, entry := range slices.Backward(h) {
+		if entry.Rollout != id {
+			continue
+		}
+		switch r := rollout.Result(entry.Kind); r {
+		case rollout.ResultPromoted, rollout.ResultRolledBack, rollout.ResultAborted:
+			return admin.RolloutStatus{ID: id, Version: fmt.Sprintf("(rollout #%d)", id), Result: r, Reason: entry.Message}, nil
+		}
+	}
+	return admin.RolloutStatus{}, fmt.Errorf("rollout #%d has no result in the history of %s", id, service)
 }
 
 // progressLine is the one-line summary printed when stdout is not a terminal.

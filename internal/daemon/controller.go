@@ -113,8 +113,12 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
 	}
+	// Merge and swap under one lock: two applies (or an apply and a SIGHUP)
+	// never undo each other.
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
 	byName := map[string]*spec.Service{}
-	for _, s := range d.currentServices() {
+	for _, s := range d.specsLocked() {
 		byName[s.Metadata.Name] = s
 	}
 	names := make([]string, 0, len(svcs))
@@ -129,7 +133,7 @@ func (d *Daemon) Apply(ctx context.Context, yaml []byte) ([]string, error) {
 	if err := spec.ValidateAll(merged); err != nil {
 		return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
 	}
-	if err := d.applyAll(ctx, merged); err != nil {
+	if err := d.applyLocked(ctx, merged); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
 			return nil, fmt.Errorf("%w: %w", admin.ErrInvalid, err)

@@ -67,6 +67,11 @@ type Daemon struct {
 	runCtx   context.Context
 	runners  sync.WaitGroup
 
+	// cfgMu serialises configuration changes (start, SIGHUP, apply); specs
+	// is the configuration in force.
+	cfgMu sync.Mutex
+	specs map[string]*spec.Service
+
 	healthMu sync.Mutex
 	// health caches what the proxy reported, per service and version.
 	health map[string]map[string]rollout.VersionHealth
@@ -78,7 +83,6 @@ type Daemon struct {
 type serviceEntry struct {
 	runner *runner
 	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 // New loads and validates the configuration, opens the store and prepares
@@ -207,8 +211,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.runCtx = runCtx
 	d.mu.Unlock()
-	if err := d.swap(svcs); err != nil {
+	if err := d.applyAll(ctx, svcs); err != nil {
 		cancelRunners()
+		d.runners.Wait()
 		adminLn.Close()
 		d.shutdownProxy()
 		return err
@@ -247,15 +252,14 @@ func (d *Daemon) shutdownProxy() {
 	}
 }
 
+// maxDrain is the longest drainTimeout of the services in force.
 func (d *Daemon) maxDrain() time.Duration {
-	drain := 30 * time.Second
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, e := range d.services {
-		svc, _ := e.runner.snapshot()
-		if t := svc.Spec.Proxy.DrainTimeout.Duration; t > drain {
-			drain = t
-		}
+	var drain time.Duration
+	for _, svc := range d.currentServices() {
+		drain = max(drain, svc.Spec.Proxy.DrainTimeout.Duration)
+	}
+	if drain <= 0 {
+		drain = spec.DefaultDrainTimeout
 	}
 	return drain
 }
@@ -290,71 +294,106 @@ func (d *Daemon) Reload(ctx context.Context) error {
 
 // applyAll makes svcs the whole configuration.
 func (d *Daemon) applyAll(ctx context.Context, svcs []*spec.Service) error {
-	for _, s := range svcs {
-		if _, err := rollout.New(s); err != nil {
-			return &ConfigError{Err: fmt.Errorf("service %q: %w", s.Metadata.Name, err)}
-		}
-	}
-	if err := d.proxy.Apply(ctx, svcs); err != nil {
-		return fmt.Errorf("apply configuration: %w", err)
-	}
-	return d.swap(svcs)
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.applyLocked(ctx, svcs)
 }
 
 // currentServices returns the specs in force.
 func (d *Daemon) currentServices() []*spec.Service {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]*spec.Service, 0, len(d.services))
-	for _, e := range d.services {
-		svc, _ := e.runner.snapshot()
-		out = append(out, svc)
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.specsLocked()
+}
+
+func (d *Daemon) specsLocked() []*spec.Service {
+	out := make([]*spec.Service, 0, len(d.specs))
+	for _, s := range d.specs {
+		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Metadata.Name < out[j].Metadata.Name })
 	return out
 }
 
-// swap starts runners for new services, reconfigures existing ones and
-// stops those no longer configured (their state stays in the store).
-func (d *Daemon) swap(svcs []*spec.Service) error {
+// applyLocked swaps in a whole configuration; the caller holds cfgMu, so
+// config changes never interleave. Everything that can fail (compiling the
+// machines, restoring the states of new services, binding listeners) happens
+// before anything changes; then new runners start, changed ones are
+// reconfigured (each answers once the new spec is in force) and removed ones
+// stop, their state staying in the store.
+func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
+	type change struct {
+		svc     *spec.Service
+		machine *rollout.Machine
+		state   rollout.State
+		runner  *runner // nil for a new service
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	existing := maps.Clone(d.services)
+	runCtx := d.runCtx
+	d.mu.Unlock()
+
+	var changes []change
 	keep := map[string]bool{}
 	for _, svc := range svcs {
 		name := svc.Metadata.Name
 		keep[name] = true
-		if e, ok := d.services[name]; ok {
-			e.runner.reconfigure(svc)
-			continue
-		}
 		m, err := rollout.New(svc)
 		if err != nil {
 			return &ConfigError{Err: fmt.Errorf("service %q: %w", name, err)}
 		}
-		st, _, err := d.store.Load(d.runCtx, name)
+		if e, ok := existing[name]; ok {
+			if old := d.specs[name]; old != nil && old.SameSpec(svc) {
+				continue
+			}
+			changes = append(changes, change{svc: svc, machine: m, runner: e.runner})
+			continue
+		}
+		st, _, err := d.store.Load(ctx, name)
 		if err != nil {
 			return fmt.Errorf("service %q: restore state: %w", name, err)
 		}
-		r := newRunner(d.runnerDeps(), svc, m, st)
-		ctx, cancel := context.WithCancel(d.runCtx)
-		e := &serviceEntry{runner: r, cancel: cancel, done: make(chan struct{})}
-		d.services[name] = e
-		d.runners.Go(func() {
-			defer close(e.done)
-			if err := r.run(ctx); err != nil {
-				d.log.Error("runner stopped", "service", name, "err", err)
-			}
-		})
+		changes = append(changes, change{svc: svc, machine: m, state: st})
 	}
-	for name, e := range d.services {
-		if !keep[name] {
-			e.cancel()
-			<-e.done
-			delete(d.services, name)
-			d.log.Info("service removed", "service", name)
+	if err := d.proxy.Apply(ctx, svcs); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
+
+	var errs []error
+	for _, c := range changes {
+		name := c.svc.Metadata.Name
+		if c.runner != nil {
+			if err := c.runner.reconfigure(ctx, c.svc, c.machine); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+			}
+			continue
+		}
+		r := newRunner(d.runnerDeps(), c.svc, c.machine, c.state)
+		rctx, cancel := context.WithCancel(runCtx)
+		d.mu.Lock()
+		d.services[name] = &serviceEntry{runner: r, cancel: cancel}
+		d.mu.Unlock()
+		d.runners.Go(func() { r.run(rctx) })
+		if err := r.waitStarted(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
 		}
 	}
-	return nil
+	for name, e := range existing {
+		if keep[name] {
+			continue
+		}
+		e.cancel()
+		<-e.runner.done
+		d.mu.Lock()
+		delete(d.services, name)
+		d.mu.Unlock()
+		d.log.Info("service removed", "service", name)
+	}
+	d.specs = map[string]*spec.Service{}
+	for _, s := range svcs {
+		d.specs[s.Metadata.Name] = s
+	}
+	return errors.Join(errs...)
 }
 
 func (d *Daemon) runnerDeps() runnerDeps {

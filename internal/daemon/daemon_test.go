@@ -310,3 +310,39 @@ func TestRunnerDoesNotNeedDaemonLock(t *testing.T) {
 		t.Fatalf("deploy of an analysed service while d.mu is held: %v", err)
 	}
 }
+
+// TestApplyThenApplyKeepsBoth applies two changes back to back: the second
+// never undoes the first, and each is in force when its apply returns.
+func TestApplyThenApplyKeepsBoth(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	d, c, listen := startDaemon(t, doc)
+	ctx := context.Background()
+	web := strings.ReplaceAll(doc, "LISTEN", listen)
+	api := strings.NewReplacer("name: web", "name: api", listen, testenv.FreeAddr(t)).Replace(web)
+	if _, err := c.Apply(ctx, []byte(api)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(ctx, []byte(strings.Replace(web, "setWeight: 50", "setWeight: 30", 1))); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, s := range d.currentServices() {
+		got[s.Metadata.Name] = *s.Spec.Strategy.Canary.Steps[0].SetWeight
+	}
+	if len(got) != 2 || got["web"] != 30 || got["api"] != 50 {
+		t.Fatalf("after two applies: %v, want web 30 and api 50", got)
+	}
+	// The runner has the new spec: a deploy now uses setWeight 30.
+	st, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rollout == nil {
+		t.Fatalf("deploy: no rollout in %+v", st)
+	}
+	st = waitFor(t, c, "the canary at its first weight", func(st admin.ServiceStatus) bool { return st.Weights["green"] > 0 })
+	if st.Weights["green"] != 30 {
+		t.Fatalf("first canary weight %d, want 30 from the applied spec", st.Weights["green"])
+	}
+}

@@ -75,7 +75,7 @@ type runner struct {
 	name string
 
 	requests chan request
-	reconfig chan *spec.Service
+	reconfig chan reconfigRequest
 	healthCh chan struct{} // signalled when pendingHealth changes
 	verdicts chan verdict
 
@@ -85,9 +85,23 @@ type runner struct {
 	state         rollout.State
 	pendingHealth map[string]rollout.VersionHealth
 
+	// started is closed once the restored state is reconciled and in force;
+	// done when run returns, with err saying why if it failed.
+	started chan struct{}
+	done    chan struct{}
+	err     error
+
 	// owned by the runner goroutine
-	registered map[string]bool
-	analysis   analysisHandle
+	registered      map[string]bool
+	analysis        analysisHandle
+	analysisRollout uint64
+}
+
+// reconfigRequest swaps in a new spec and its compiled machine.
+type reconfigRequest struct {
+	svc     *spec.Service
+	machine *rollout.Machine
+	reply   chan error
 }
 
 func newRunner(deps runnerDeps, svc *spec.Service, m *rollout.Machine, st rollout.State) *runner {
@@ -95,7 +109,9 @@ func newRunner(deps runnerDeps, svc *spec.Service, m *rollout.Machine, st rollou
 		deps:          deps,
 		name:          svc.Metadata.Name,
 		requests:      make(chan request),
-		reconfig:      make(chan *spec.Service, 1),
+		reconfig:      make(chan reconfigRequest),
+		started:       make(chan struct{}),
+		done:          make(chan struct{}),
 		healthCh:      make(chan struct{}, 1),
 		verdicts:      make(chan verdict, 16),
 		svc:           svc,
@@ -131,6 +147,8 @@ func (r *runner) submit(ctx context.Context, e rollout.Event) error {
 	req := request{event: e, reply: make(chan error, 1)}
 	select {
 	case r.requests <- req:
+	case <-r.done:
+		return r.stopped()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -142,32 +160,59 @@ func (r *runner) submit(ctx context.Context, e rollout.Event) error {
 	}
 }
 
-// reconfigure swaps in a new spec (already validated and compiled).
-func (r *runner) reconfigure(svc *spec.Service) {
-	// Keep only the newest pending spec.
-	for {
-		select {
-		case r.reconfig <- svc:
-			return
-		default:
-		}
-		select {
-		case <-r.reconfig:
-		default:
-		}
+// stopped explains why a runner no longer takes commands.
+func (r *runner) stopped() error {
+	if r.err != nil {
+		return fmt.Errorf("service %q is not running: %w", r.name, r.err)
+	}
+	return fmt.Errorf("service %q is not running (removed or shutting down)", r.name)
+}
+
+// waitStarted waits until the runner has put its restored state in force.
+func (r *runner) waitStarted(ctx context.Context) error {
+	select {
+	case <-r.started:
+		return nil
+	case <-r.done:
+		return r.stopped()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reconfigure swaps in a new spec (already validated and compiled) and
+// returns once it is in force, so a command sent after it sees the new spec.
+func (r *runner) reconfigure(ctx context.Context, svc *spec.Service, m *rollout.Machine) error {
+	req := reconfigRequest{svc: svc, machine: m, reply: make(chan error, 1)}
+	select {
+	case r.reconfig <- req:
+	case <-r.done:
+		return r.stopped()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // run is the runner's loop. It starts by reconciling the restored state with
 // the spec, which re-asserts the weights in force: a restart never flip-flops.
-func (r *runner) run(ctx context.Context) error {
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
 	defer r.stopAnalysis()
 	r.mu.Lock()
 	st, acts := r.machine.Reconcile(r.state, r.deps.now())
 	r.mu.Unlock()
 	if err := r.commit(ctx, st, acts); err != nil {
-		return fmt.Errorf("service %q: start: %w", r.name, err)
+		r.err = fmt.Errorf("start: %w", err)
+		r.deps.log.Error("runner stopped", "service", r.name, "err", err)
+		return
 	}
+	close(r.started)
 	// Health checks may have reported before this runner existed (the proxy
 	// starts first); seed the machine with what they reported. Versions not
 	// probed yet are left out, so a restored state keeps its last known
@@ -191,13 +236,11 @@ func (r *runner) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case req := <-r.requests:
 			req.reply <- r.step(ctx, req.event)
-		case svc := <-r.reconfig:
-			if err := r.applySpec(ctx, svc); err != nil {
-				r.deps.log.Error("reconfigure failed", "service", r.name, "err", err)
-			}
+		case req := <-r.reconfig:
+			req.reply <- r.applySpec(ctx, req.svc, req.machine)
 		case <-r.healthCh:
 			r.mu.Lock()
 			pending := r.pendingHealth
@@ -230,11 +273,7 @@ func (r *runner) logStepErr(err error) {
 	}
 }
 
-func (r *runner) applySpec(ctx context.Context, svc *spec.Service) error {
-	m, err := rollout.New(svc)
-	if err != nil {
-		return err
-	}
+func (r *runner) applySpec(ctx context.Context, svc *spec.Service, m *rollout.Machine) error {
 	r.mu.Lock()
 	r.svc, r.machine = svc, m
 	st, acts := m.Reconcile(r.state, r.deps.now())
@@ -253,9 +292,6 @@ func (r *runner) step(ctx context.Context, e rollout.Event) error {
 		r.mu.Lock()
 		m, cur := r.machine, r.state
 		r.mu.Unlock()
-		if d, ok := ev.(rollout.Deploy); ok {
-			r.ensureRegistered(cur, d.Version)
-		}
 		next, acts, err := m.Step(cur, ev, r.deps.now())
 		if err != nil {
 			if first {
@@ -265,7 +301,13 @@ func (r *runner) step(ctx context.Context, e rollout.Event) error {
 			continue
 		}
 		if err := r.persist(ctx, next, acts); err != nil {
-			return err
+			if first {
+				return err
+			}
+			// The command itself took effect; only the confirmation of its
+			// routing was not saved. The next tick re-asserts the routing.
+			r.deps.log.Error("feedback event not persisted", "service", r.name, "event", rollout.EventName(ev), "err", err)
+			continue
 		}
 		queue = append(queue, r.execute(ctx, next, acts)...)
 	}
@@ -305,18 +347,6 @@ func (r *runner) persist(ctx context.Context, st rollout.State, acts []rollout.A
 	return nil
 }
 
-// ensureRegistered makes sure a version known to the state is known to the
-// data plane before a deploy starts health-checking it (a version retired
-// after scaleDownDelay may be deployed again without --targets).
-func (r *runner) ensureRegistered(st rollout.State, version string) {
-	if r.registered[version] {
-		return
-	}
-	if targets, ok := st.Versions[version]; ok {
-		r.register(version, targets)
-	}
-}
-
 func (r *runner) register(version string, targets []string) {
 	if err := r.deps.plane.SetVersion(r.name, version, targets); err != nil {
 		r.deps.log.Error("register version failed", "service", r.name, "version", version, "err", err)
@@ -328,7 +358,7 @@ func (r *runner) register(version string, targets []string) {
 // execute runs actions in order and returns the feedback events they produce.
 func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.Action) []rollout.Event {
 	var feedback []rollout.Event
-	for _, a := range acts {
+	for _, a := range retireLast(acts) {
 		switch a := a.(type) {
 		case rollout.RegisterVersion:
 			r.register(a.Version, a.Targets)
@@ -346,7 +376,13 @@ func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.A
 			r.deps.log.Info("weights set", "service", r.name, "stable", a.Routing.Stable, "canary", a.Routing.Canary, "weights", a.Routing.Weights)
 			feedback = append(feedback, rollout.RouterApplied{Weights: a.Routing.Weights})
 		case rollout.StartAnalysis:
+			// A reload reconciles a running rollout again: keep its analysis
+			// (and the checks it started with) rather than restart its timers.
+			if r.analysis != nil && r.analysisRollout == rolloutID(st) {
+				continue
+			}
 			r.stopAnalysis()
+			r.analysisRollout = rolloutID(st)
 			if r.deps.analyze != nil {
 				r.mu.Lock()
 				svc := r.svc
@@ -370,6 +406,21 @@ func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.A
 	return feedback
 }
 
+// retireLast moves RetireVersion actions to the end: traffic must have
+// moved off a version before it is removed from the data plane.
+func retireLast(acts []rollout.Action) []rollout.Action {
+	out := make([]rollout.Action, 0, len(acts))
+	var retire []rollout.Action
+	for _, a := range acts {
+		if _, ok := a.(rollout.RetireVersion); ok {
+			retire = append(retire, a)
+			continue
+		}
+		out = append(out, a)
+	}
+	return append(out, retire...)
+}
+
 // retire removes a version from the data plane unless the spec still lists
 // it: spec versions stay health-checked so a later deploy never waits.
 func (r *runner) retire(version string) {
@@ -382,7 +433,9 @@ func (r *runner) retire(version string) {
 		}
 	}
 	if err := r.deps.plane.RemoveVersion(r.name, version); err != nil {
+		// Still registered (e.g. it still carries traffic): keep it known.
 		r.deps.log.Warn("retire version failed", "service", r.name, "version", version, "err", err)
+		return
 	}
 	delete(r.registered, version)
 }

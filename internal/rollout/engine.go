@@ -286,6 +286,11 @@ func (t *txn) timers() {
 		if r := s.Rollout; r != nil && r.Switched && r.From == s.Previous {
 			return
 		}
+		// While the stable version has no healthy target, the kept previous
+		// version may be what serves the traffic: keep it until stable recovers.
+		if s.down(s.Stable) && s.up(s.Previous) {
+			return
+		}
 		t.retirePrevious()
 	}
 }
