@@ -160,9 +160,13 @@ func New(opts Options) (*Proxy, error) {
 	p.probeH2C.Protocols = new(http.Protocols)
 	p.probeH2C.Protocols.SetUnencryptedHTTP2(true)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      roundTripFunc(p.roundTrip),
-		FlushInterval:  -1,
+		Rewrite:   p.rewrite,
+		Transport: roundTripFunc(p.roundTrip),
+		// ReverseProxy flushes streams (unknown length, text/event-stream)
+		// after every write whatever this says. Responses of known length
+		// are flushed at least this often, not after every write: -1 costs
+		// a timer goroutine and often an extra write per request.
+		FlushInterval:  50 * time.Millisecond,
 		BufferPool:     newBufferPool(),
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
