@@ -62,6 +62,8 @@ func BenchmarkProxyHandler(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				req := httptest.NewRequest(http.MethodGet, "http://web/path", nil)
+				// As served on an HTTP/1 connection of the proxy's listener.
+				req = req.WithContext(withConnSlot(req.Context(), nil))
 				req.RemoteAddr = "127.0.0.1:5000"
 				req.Header.Set("Cookie", "sy="+svc.table.Load().sticky.encodeIfAny())
 				w := &discardWriter{h: make(http.Header)}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // StatusClientClosedRequest is recorded (nginx's 499) when the client went
@@ -34,11 +35,29 @@ type reqState struct {
 	headerAt time.Time
 }
 
+// stateKey holds a *reqState in a request's context, or a *connSlot in an
+// HTTP/1 connection's context.
 type stateKey struct{}
 
+// connSlot carries the state of the one request an HTTP/1 connection
+// serves at a time, so the hot path need not derive a context and copy the
+// request to attach it. HTTP/2 requests share a connection concurrently and
+// get their own context value instead.
+type connSlot struct{ st *reqState }
+
 func stateOf(ctx context.Context) *reqState {
-	st, _ := ctx.Value(stateKey{}).(*reqState)
-	return st
+	switch v := ctx.Value(stateKey{}).(type) {
+	case *reqState:
+		return v
+	case *connSlot:
+		return v.st
+	}
+	return nil
+}
+
+// withConnSlot is the http.Server's ConnContext.
+func withConnSlot(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, stateKey{}, new(connSlot))
 }
 
 // bufferPool is ReverseProxy's copy-buffer pool. A bounded free list (a
@@ -76,7 +95,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if id := r.Header["X-Request-Id"]; len(id) == 0 || id[0] == "" {
-		r.Header["X-Request-Id"] = []string{newRequestID()}
+		r.Header["X-Request-Id"] = newRequestID()
 	}
 	now := start.UnixNano()
 	v := tbl.choose(w, r, start)
@@ -121,11 +140,18 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	st.tried[0] = t
 	st.ntried = 1
 	t.inflight.Add(1)
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
-	if tbl.upstreamTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, tbl.upstreamTimeout)
-		defer cancel()
+	slot, _ := r.Context().Value(stateKey{}).(*connSlot)
+	if slot != nil && r.ProtoMajor == 1 && tbl.upstreamTimeout <= 0 {
+		slot.st = st
+	} else {
+		slot = nil
+		ctx := context.WithValue(r.Context(), stateKey{}, st)
+		if tbl.upstreamTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, tbl.upstreamTimeout)
+			defer cancel()
+		}
+		r = r.WithContext(ctx)
 	}
 	defer func() {
 		pv := recover()
@@ -144,13 +170,16 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 			code = http.StatusBadGateway
 		}
 		p.recordUntil(st.ver, start, st.headerAt, code, failed)
+		if slot != nil {
+			slot.st = nil
+		}
 		*st = reqState{}
 		p.states.Put(st)
 		if pv != nil {
 			panic(pv)
 		}
 	}()
-	p.rp.ServeHTTP(w, r.WithContext(ctx))
+	p.rp.ServeHTTP(w, r)
 }
 
 // record feeds the version's one-second window and Prometheus.
@@ -171,15 +200,24 @@ func (p *Proxy) recordUntil(v *version, start, until time.Time, code int, failed
 	v.duration.Observe(d.Seconds())
 }
 
-func newRequestID() string {
+// requestID is a header value and its bytes in one allocation.
+type requestID struct {
+	v [1]string
+	b [32]byte
+}
+
+// newRequestID returns a random 128-bit hex id as a header value.
+func newRequestID() []string {
 	const hex = "0123456789abcdef"
-	var b [32]byte
+	id := new(requestID)
 	x, y := rand.Uint64(), rand.Uint64()
 	for i := range 16 {
-		b[i], b[16+i] = hex[x&0xf], hex[y&0xf]
+		id.b[i], id.b[16+i] = hex[x&0xf], hex[y&0xf]
 		x, y = x>>4, y>>4
 	}
-	return string(b[:])
+	// The bytes are never written again, so the string may alias them.
+	id.v[0] = unsafe.String(&id.b[0], len(id.b))
+	return id.v[:]
 }
 
 // rewrite points the outgoing request at the chosen target. The Host header

@@ -167,6 +167,7 @@ func (p *Proxy) newListener(ctx context.Context, key string, cfg serverConfig, s
 		IdleTimeout:       cfg.idleTimeout,
 		MaxHeaderBytes:    cfg.maxHeaderBytes,
 		Protocols:         protos,
+		ConnContext:       withConnSlot,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
 	if cfg.tls {

@@ -58,6 +58,7 @@ type upConn struct {
 	bw     *bufio.Writer
 	idleAt time.Time
 	reused bool
+	cancel func() // closes conn; made once, registered per request
 }
 
 func newUpstream(dial func(ctx context.Context, network, addr string) (net.Conn, error), fallback http.RoundTripper, maxIdlePerHost int, idleTimeout time.Duration) *upstream {
@@ -128,8 +129,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 func (u *upstream) exchange(ctx context.Context, pc *upConn, req *http.Request) (res *http.Response, stale bool, err error) {
 	var stop func() bool
 	if ctx.Done() != nil {
-		c := pc.conn
-		stop = context.AfterFunc(ctx, func() { c.Close() })
+		stop = context.AfterFunc(ctx, pc.cancel)
 	}
 	u.attach(pc)
 	fail := func(err error, stale bool) (*http.Response, bool, error) {
@@ -139,7 +139,7 @@ func (u *upstream) exchange(ctx context.Context, pc *upConn, req *http.Request) 
 		}
 		return nil, stale, err
 	}
-	if err := req.Write(pc.bw); err != nil {
+	if err := writeRequest(pc.bw, req); err != nil {
 		return fail(err, pc.reused && req.Body == nil)
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -251,7 +251,7 @@ func (u *upstream) get(ctx context.Context, host string, check bool) (*upConn, e
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{conn: c, host: host}, nil
+	return &upConn{conn: c, host: host, cancel: func() { c.Close() }}, nil
 }
 
 func (u *upstream) attach(pc *upConn) {
@@ -376,4 +376,110 @@ func (u *upstream) idleCount(host string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.idle[host])
+}
+
+// writeRequest writes req's header. The common proxied request (GET or
+// HEAD, no body, plain host and header values) is written by hand, which
+// skips Request.Write's formatting, sorting and allocations; anything else
+// goes through Request.Write.
+func writeRequest(w *bufio.Writer, req *http.Request) error {
+	if !simpleRequest(req) {
+		return req.Write(w)
+	}
+	ruri := req.URL.RequestURI()
+	for i := 0; i < len(ruri); i++ {
+		if c := ruri[i]; c <= ' ' || c == 0x7f {
+			return req.Write(w)
+		}
+	}
+	for k, vs := range req.Header {
+		if !tokenOnly(k) {
+			return req.Write(w)
+		}
+		for _, v := range vs {
+			if !safeValue(v) {
+				return req.Write(w)
+			}
+		}
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	w.WriteString(ruri)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(req.Host)
+	w.WriteString("\r\n")
+	if ua, ok := req.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	} else if len(ua) > 0 && ua[0] != "" {
+		w.WriteString("User-Agent: ")
+		w.WriteString(ua[0])
+		w.WriteString("\r\n")
+	}
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		for _, v := range vs {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// simpleRequest reports whether writeRequest may write req by hand.
+func simpleRequest(req *http.Request) bool {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return false
+	}
+	if req.Body != nil && req.Body != http.NoBody || req.ContentLength != 0 ||
+		len(req.TransferEncoding) > 0 || req.Close || len(req.Trailer) > 0 || req.URL.Opaque != "" {
+		return false
+	}
+	h := req.Host
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '-', c == '_', c == ':', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// tokenOnly reports whether s is a non-empty RFC 9110 token.
+func tokenOnly(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' {
+			return false
+		}
+		switch c {
+		case '"', '(', ')', ',', '/', ':', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}':
+			return false
+		}
+	}
+	return true
+}
+
+// safeValue reports whether a header value can be written as it is: no
+// control bytes but tab, no leading or trailing white space.
+func safeValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return v == "" || v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'
 }

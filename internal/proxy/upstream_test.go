@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,4 +447,77 @@ func httptraceWith1xx(ctx context.Context, fn func(int)) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { fn(code); return nil },
 	})
+}
+
+// TestWriteRequest: the hand-written request header reads back the same as
+// Request.Write's.
+func TestWriteRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		url    string
+		host   string
+		hdr    http.Header
+		body   string
+	}{
+		{name: "GET", method: "GET", url: "http://10.0.0.1:80/a/b", hdr: http.Header{"Accept": {"*/*"}, "User-Agent": {"curl/8"}}},
+		{name: "HEAD with query and Host kept", method: "HEAD", url: "http://10.0.0.1:80/p?q=1&r=%20", host: "example.com:8080"},
+		{name: "no User-Agent gets Go's", method: "GET", url: "http://h/"},
+		{name: "empty User-Agent is left out", method: "GET", url: "http://h/", hdr: http.Header{"User-Agent": {""}}},
+		{name: "repeated header keeps its order", method: "GET", url: "http://h/", hdr: http.Header{"X-A": {"1", "2", "3"}, "Cookie": {"a=b; c=d"}}},
+		{name: "escaped path", method: "GET", url: "http://h/a%2Fb/c d"},
+		{name: "IPv6 host", method: "GET", url: "http://[::1]:8080/"},
+		{name: "newline in a value falls back", method: "GET", url: "http://h/", hdr: http.Header{"X-Bad": {"a\r\nX-Injected: 1"}}},
+		{name: "bad header name falls back", method: "GET", url: "http://h/", hdr: http.Header{"X Bad": {"v"}}},
+		{name: "padded value falls back", method: "GET", url: "http://h/", hdr: http.Header{"X-Pad": {" v "}}},
+		{name: "POST falls back", method: "POST", url: "http://h/", body: "data"},
+		{name: "DELETE falls back", method: "DELETE", url: "http://h/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mk := func() *http.Request {
+				var body io.Reader
+				if tc.body != "" {
+					body = strings.NewReader(tc.body)
+				}
+				r, err := http.NewRequest(tc.method, tc.url, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range tc.hdr {
+					r.Header[k] = v
+				}
+				if tc.host != "" {
+					r.Host = tc.host
+				}
+				return r
+			}
+			var want, got strings.Builder
+			if err := mk().Write(&want); err != nil {
+				t.Fatal(err)
+			}
+			bw := bufio.NewWriter(&got)
+			if err := writeRequest(bw, mk()); err != nil {
+				t.Fatal(err)
+			}
+			if err := bw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			parse := func(s string) *http.Request {
+				r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(s)))
+				if err != nil {
+					t.Fatalf("parse %q: %v", s, err)
+				}
+				b, _ := io.ReadAll(r.Body)
+				r.Header.Set("X-Test-Body", string(b))
+				return r
+			}
+			w, g := parse(want.String()), parse(got.String())
+			if g.Method != w.Method || g.RequestURI != w.RequestURI || g.Host != w.Host || !reflect.DeepEqual(g.Header, w.Header) {
+				t.Errorf("hand-written request\n%q\nreads back differently from Request.Write's\n%q", got.String(), want.String())
+			}
+			if strings.Contains(got.String(), "X-Injected") && !strings.Contains(want.String(), "X-Injected") {
+				t.Errorf("header injection: %q", got.String())
+			}
+		})
+	}
 }
