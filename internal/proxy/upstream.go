@@ -140,7 +140,7 @@ func (u *upstream) exchange(ctx context.Context, pc *upConn, req *http.Request) 
 		return nil, stale, err
 	}
 	if err := writeRequest(pc.bw, req); err != nil {
-		return fail(err, pc.reused && req.Body == nil)
+		return fail(err, pc.reused)
 	}
 	if err := pc.bw.Flush(); err != nil {
 		return fail(err, pc.reused)
