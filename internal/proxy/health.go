@@ -256,6 +256,14 @@ func (p *Proxy) runNotifier() {
 		p.subMu.Unlock()
 		now := time.Now().UnixNano()
 		for _, v := range vs {
+			// Counts are reported only once every target has had its first
+			// probe: "0 healthy" for targets nobody has checked yet would
+			// read as a version that lost its targets (and roll back a
+			// canary restored after a restart). The first probe marks the
+			// version dirty again.
+			if !v.probed() {
+				continue
+			}
 			h, n := v.counts(now)
 			if h == v.lastHealthy && n == v.lastTotal {
 				continue

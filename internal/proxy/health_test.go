@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -262,5 +263,48 @@ func TestRemoveVersion(t *testing.T) {
 	}
 	if code, v, err := get(newClient(1), proxyURL(t, p, "web"), map[string]string{"X-Canary": "always"}); err != nil || code != 200 || v != "v1" {
 		t.Errorf("after removing the canary: %d from %q (%v), want 200 from v1", code, v, err)
+	}
+}
+
+// TestNoHealthReportBeforeFirstProbe: a version whose targets have not been
+// probed yet is not reported as "0 healthy" (a restored canary would read
+// that as lost targets); the first report is the first probe's result.
+func TestNoHealthReportBeforeFirstProbe(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			<-release
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	p := newTestProxy(t, nil)
+	var log healthLog
+	p.OnHealthChange(log.record)
+	mustApply(t, p, testService("web", "v1", spec.Version{Name: "v1", Targets: []string{slow.Listener.Addr().String()}}))
+	// Registration marks the version for the notifier; give it the chance
+	// to report early (it must not) by waiting for an unrelated report.
+	other := newBackend(t, "v2")
+	if err := p.SetVersion("web", "v2", []string{other.addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "v2 reported", func() bool { return log.has(healthEvent{"web", "v2", 1, 1}) })
+	close(release)
+	eventually(t, 5*time.Second, "v1 reported", func() bool { return log.has(healthEvent{"web", "v1", 1, 1}) })
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, e := range log.events {
+		if e.version == "v1" {
+			if e != (healthEvent{"web", "v1", 1, 1}) {
+				t.Fatalf("first report of v1 = %+v, want 1/1 (its first probe), events %+v", e, log.events)
+			}
+			break
+		}
 	}
 }

@@ -205,6 +205,16 @@ func (v *version) counts(now int64) (healthy, total int) {
 	return healthy, len(ts)
 }
 
+// probed reports whether every target of v has had its first probe.
+func (v *version) probed() bool {
+	for _, t := range v.list() {
+		if t.state.Load() == healthUnknown {
+			return false
+		}
+	}
+	return true
+}
+
 func contains(ts []*target, t *target) bool {
 	for _, x := range ts {
 		if x == t {
