@@ -219,16 +219,21 @@ type requestID struct {
 
 // newRequestID returns a random 128-bit hex id as a header value.
 func newRequestID() []string {
-	const hex = "0123456789abcdef"
 	id := new(requestID)
-	x, y := rand.Uint64(), rand.Uint64()
-	for i := range 16 {
-		id.b[i], id.b[16+i] = hex[x&0xf], hex[y&0xf]
-		x, y = x>>4, y>>4
-	}
+	fillRequestID(&id.b)
 	// The bytes are never written again, so the string may alias them.
 	id.v[0] = unsafe.String(&id.b[0], len(id.b))
 	return id.v[:]
+}
+
+// fillRequestID writes a random 128-bit id in hex.
+func fillRequestID(b *[32]byte) {
+	const hex = "0123456789abcdef"
+	x, y := rand.Uint64(), rand.Uint64()
+	for i := range 16 {
+		b[i], b[16+i] = hex[x&0xf], hex[y&0xf]
+		x, y = x>>4, y>>4
+	}
 }
 
 // rewrite points the outgoing request at the chosen target. The Host header

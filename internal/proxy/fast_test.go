@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newMixedBackend serves HTTP/1.1 and h2c on one port: WebSocket-style
+// upgrades echo raw bytes, other requests echo their body and report the
+// protocol and the Expect header they arrived with.
+func newMixedBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			_ = brw.Flush()
+			_, _ = io.Copy(conn, brw)
+			return
+		}
+		w.Header().Set("X-Backend-Proto", r.Proto)
+		w.Header().Set("X-Backend-Xff", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("X-Backend-Host", r.Host)
+		w.Header().Set("X-Backend-Conn", r.Header.Get("Connection")+"|"+r.Header.Get("X-Hop"))
+		_, _ = io.Copy(w, r.Body)
+	}))
+	s.Config.Protocols = new(http.Protocols)
+	s.Config.Protocols.SetHTTP1(true)
+	s.Config.Protocols.SetUnencryptedHTTP2(true)
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TestFastPathHandOff serves, on one plain listener, requests the fast path
+// handles and those it hands to net/http: WebSocket upgrades, h2c with prior
+// knowledge, Expect: 100-continue and chunked uploads.
+func TestFastPathHandOff(t *testing.T) {
+	be := newMixedBackend(t)
+	p := newTestProxy(t, nil)
+	mustApply(t, p, testService("web", "v1", ver("v1", &backend{Server: be})))
+	url := proxyURL(t, p, "web")
+	l := p.services["web"].lis
+	c := newClient(1)
+
+	// Plain requests stay on the fast path, hop-by-hop fields are dropped and
+	// Host and X-Forwarded-For are set as by httputil.
+	req, _ := http.NewRequest(http.MethodPost, url+"/echo", strings.NewReader("fast body"))
+	req.Host = "app.example"
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "secret")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(body) != "fast body" || res.Header.Get("X-Backend-Host") != "app.example" ||
+		res.Header.Get("X-Backend-Xff") != "127.0.0.1" || res.Header.Get("X-Backend-Conn") != "|" {
+		t.Errorf("fast POST: body %q, host %q, xff %q, hop fields %q; want the body, app.example, 127.0.0.1, none",
+			body, res.Header.Get("X-Backend-Host"), res.Header.Get("X-Backend-Xff"), res.Header.Get("X-Backend-Conn"))
+	}
+	if n := l.handoffs.Load(); n != 0 {
+		t.Fatalf("%d hand-offs after a plain POST, want 0", n)
+	}
+
+	t.Run("websocket", func(t *testing.T) {
+		before := l.handoffs.Load()
+		conn := dialWebSocket(t, p.Addr("web").String())
+		defer conn.Close()
+		echo(t, conn, "over the hand-off")
+		if l.handoffs.Load() != before+1 {
+			t.Errorf("WebSocket was not handed off to net/http")
+		}
+	})
+
+	t.Run("h2c", func(t *testing.T) {
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		defer tr.CloseIdleConnections()
+		before := l.h2.Load()
+		res, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Post(url+"/h2", "text/plain", strings.NewReader("h2 body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.ProtoMajor != 2 || string(body) != "h2 body" {
+			t.Errorf("h2c: %s %q, want HTTP/2 and the body", res.Proto, body)
+		}
+		if l.h2.Load() != before+1 {
+			t.Errorf("h2c connection not passed to net/http")
+		}
+	})
+
+	t.Run("expect 100-continue", func(t *testing.T) {
+		before := l.handoffs.Load()
+		tr := &http.Transport{ExpectContinueTimeout: 5 * time.Second}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodPut, url+"/upload", strings.NewReader("continued body"))
+		req.Header.Set("Expect", "100-continue")
+		res, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != "continued body" {
+			t.Errorf("Expect: 100-continue: %d %q", res.StatusCode, body)
+		}
+		if l.handoffs.Load() != before+1 {
+			t.Errorf("Expect: 100-continue was not handed off")
+		}
+	})
+
+	t.Run("chunked upload then keep-alive", func(t *testing.T) {
+		before := l.handoffs.Load()
+		// Raw, so the chunked request and a pipelined GET after it share
+		// one connection: the hand-off must pass the rest of the stream on.
+		conn, err := net.Dial("tcp", p.Addr("web").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(conn, "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"+
+			"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(conn)
+		for i, want := range []string{"hello", ""} {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("response %d: %v", i, err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(body) != want {
+				t.Errorf("response %d: %d %q, want 200 %q", i, res.StatusCode, body, want)
+			}
+		}
+		if l.handoffs.Load() != before+1 {
+			t.Errorf("chunked upload was not handed off")
+		}
+	})
+
+}
+
+// TestFastPathServesSSE checks that an event stream goes through the fast
+// path (no hand-off) and that its first event arrives before the stream ends.
+func TestFastPathServesSSE(t *testing.T) {
+	release := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: first\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		_, _ = io.WriteString(w, "data: second\n\n")
+	}))
+	defer s.Close()
+	defer close(release)
+	p := newTestProxy(t, nil)
+	mustApply(t, p, testService("web", "v1", ver("v1", &backend{Server: s})))
+	req, _ := http.NewRequest(http.MethodGet, proxyURL(t, p, "web")+"/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := newClient(1).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: first\n" {
+		t.Fatalf("first event = %q, %v; want it before the stream ends", line, err)
+	}
+	if n := p.services["web"].lis.handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs, want the event stream on the fast path", n)
+	}
+}
