@@ -47,6 +47,9 @@ type fastReq struct {
 	failed bool
 	newID  bool
 	id     [32]byte
+	// scratch formats numbers and addresses for the upstream request (a
+	// stack array would escape through bufio.Writer.Write).
+	scratch [64]byte
 
 	// A streamed response body.
 	pc       *upConn
@@ -602,9 +605,8 @@ func writeFastRequest(w *bufio.Writer, f *fastReq) {
 	})
 	body := req.Body()
 	if len(body) > 0 || h.IsPost() || h.IsPut() || h.IsPatch() {
-		var nb [20]byte
 		w.WriteString("Content-Length: ")
-		w.Write(fasthttp.AppendUint(nb[:0], len(body)))
+		w.Write(fasthttp.AppendUint(f.scratch[:0], len(body)))
 		w.WriteString("\r\n")
 	}
 	if f.newID {
@@ -613,9 +615,8 @@ func writeFastRequest(w *bufio.Writer, f *fastReq) {
 		w.WriteString("\r\n")
 	}
 	if a, ok := f.ctx.RemoteAddr().(*net.TCPAddr); ok {
-		var ip [64]byte
 		w.WriteString("X-Forwarded-For: ")
-		w.Write(a.AddrPort().Addr().Unmap().AppendTo(ip[:0]))
+		w.Write(a.AddrPort().Addr().Unmap().AppendTo(f.scratch[:0]))
 		w.WriteString("\r\n")
 	}
 	w.WriteString("X-Forwarded-Host: ")
