@@ -390,6 +390,8 @@ func (p *Proxy) sendFast(f *fastReq, pc *upConn) (streamed, stale bool, err erro
 		cl = -1
 	}
 	ctx.Response.SetBodyStream((*fastStream)(f), cl)
+	// A stream's header goes out at once, before its first event.
+	ctx.Response.ImmediateHeaderFlush = cl < 0
 	return true, false, nil
 }
 
@@ -407,7 +409,8 @@ type fastStream fastReq
 
 func (s *fastStream) Read(b []byte) (int, error) {
 	f := (*fastReq)(s)
-	if f.body == nil {
+	if f.body == nil || f.eof {
+		// fasthttp reads again after data that came with io.EOF.
 		return 0, io.EOF
 	}
 	n, err := f.body.Read(b)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -259,4 +260,91 @@ func BenchmarkFastHandler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFastPathResponses checks response shapes through the fast path: read
+// whole, streamed with a known length, chunked, without a body, and a
+// target that closes its connection after answering.
+func TestFastPathResponses(t *testing.T) {
+	big := strings.Repeat("0123456789", 20000) // 200 kB: streamed
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Query", r.URL.RawQuery)
+		w.Header().Set("X-Multi", strings.Join(r.Header.Values("X-Multi"), ","))
+		switch r.URL.Path {
+		case "/big":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			_, _ = io.WriteString(w, big)
+		case "/chunked":
+			_, _ = io.WriteString(w, "part1,")
+			http.NewResponseController(w).Flush()
+			_, _ = io.WriteString(w, "part2")
+		case "/nocontent":
+			w.WriteHeader(http.StatusNoContent)
+		case "/notmodified":
+			w.WriteHeader(http.StatusNotModified)
+		case "/close":
+			w.Header().Set("Connection", "close")
+			_, _ = io.WriteString(w, "closing")
+		default:
+			_, _ = io.WriteString(w, "small")
+		}
+	}))
+	defer be.Close()
+	p := newTestProxy(t, nil)
+	mustApply(t, p, testService("web", "v1", ver("v1", &backend{Server: be})))
+	url := proxyURL(t, p, "web")
+	c := newClient(1)
+	cases := []struct {
+		method, path string
+		code         int
+		body         string
+		length       int64
+	}{
+		{"GET", "/small?a=1&b=%2F", 200, "small", 5},
+		{"HEAD", "/small", 200, "", 5},
+		{"GET", "/big", 200, big, int64(len(big))},
+		{"HEAD", "/big", 200, "", int64(len(big))},
+		{"GET", "/chunked", 200, "part1,part2", -1},
+		{"GET", "/nocontent", 204, "", 0},
+		{"GET", "/notmodified", 304, "", 0},
+		{"GET", "/close", 200, "closing", 7},
+		{"GET", "/close", 200, "closing", 7},
+		{"GET", "/small", 200, "small", 5},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, url+tc.path, nil)
+		req.Header.Add("X-Multi", "a")
+		req.Header.Add("X-Multi", "b")
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != tc.code || string(body) != tc.body {
+			t.Errorf("%s %s = %d %q (%v), want %d %q", tc.method, tc.path, res.StatusCode, trunc(body), err, tc.code, trunc([]byte(tc.body)))
+		}
+		if tc.length != 0 && res.ContentLength != tc.length {
+			t.Errorf("%s %s: Content-Length %d, want %d", tc.method, tc.path, res.ContentLength, tc.length)
+		}
+		if tc.code == 200 && res.Header.Get("X-Multi") != "a,b" {
+			t.Errorf("%s %s: backend saw X-Multi %q, want a,b", tc.method, tc.path, res.Header.Get("X-Multi"))
+		}
+		if tc.path == "/small?a=1&b=%2F" && res.Header.Get("X-Query") != "a=1&b=%2F" {
+			t.Errorf("query at the backend = %q, want it unchanged", res.Header.Get("X-Query"))
+		}
+	}
+	if n := p.services["web"].lis.handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs, want none", n)
+	}
+	if w := p.Window("web", "v1", time.Minute); w.Requests != int64(len(cases)) || w.Errors != 0 {
+		t.Errorf("Window = %d requests, %d errors; want %d, 0", w.Requests, w.Errors, len(cases))
+	}
+}
+
+func trunc(b []byte) string {
+	if len(b) > 40 {
+		return string(b[:40]) + "..."
+	}
+	return string(b)
 }

@@ -125,6 +125,10 @@ func (p *Proxy) newFastServer(l *listener) *fasthttp.Server {
 				h.Del("Expect")
 				h.SetContentLength(0)
 				h.Set(handoffHeader, "1")
+				return fasthttp.RequestConfig{}
+			}
+			if h.ContentLength() <= 0 {
+				return fasthttp.RequestConfig{} // no body to time: spare a deadline update
 			}
 			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
 		},
