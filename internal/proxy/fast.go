@@ -54,7 +54,8 @@ type fastReq struct {
 	// A streamed response body.
 	pc       *upConn
 	body     io.Reader
-	chunked  *bufio.Reader // non-nil when the body is chunked: trailers follow it
+	lim      io.LimitedReader // body of a known length
+	chunked  *bufio.Reader    // non-nil when the body is chunked: trailers follow it
 	reuse    bool
 	eof      bool
 	headerAt time.Time
@@ -263,7 +264,7 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 		}
 		p.passiveFailure(t, f.tbl.health, err.Error())
 		timeout := isTimeout(err)
-		if !timeout && replay && attempt < f.tbl.retries && f.ntried < len(f.tried) {
+		if !timeout && fastRetryable(&ctx.Request) && attempt < f.tbl.retries && f.ntried < len(f.tried) {
 			if next := f.ver.pick(time.Now().UnixNano(), f.tried[:f.ntried]); next != nil {
 				t.inflight.Add(-1)
 				next.inflight.Add(1)
@@ -295,6 +296,19 @@ func fastReplayable(req *fasthttp.Request) bool {
 		return true
 	}
 	return len(req.Header.Peek("Idempotency-Key")) > 0 || len(req.Header.Peek("X-Idempotency-Key")) > 0
+}
+
+// fastRetryable is retryable's rule on the request: no body, and an
+// idempotent method or an Idempotency-Key.
+func fastRetryable(req *fasthttp.Request) bool {
+	if len(req.Body()) > 0 {
+		return false
+	}
+	switch string(req.Header.Method()) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return len(req.Header.Peek("Idempotency-Key")) > 0
 }
 
 // exchangeFast sends the request on a pooled connection to f.target and
@@ -379,7 +393,8 @@ func (p *Proxy) sendFast(f *fastReq, pc *upConn) (streamed, stale bool, err erro
 	f.pc, f.reuse = pc, reuse
 	switch {
 	case cl >= 0:
-		f.body = io.LimitReader(pc.br, int64(cl))
+		f.lim = io.LimitedReader{R: pc.br, N: int64(cl)}
+		f.body = &f.lim
 	case cl == -1:
 		f.chunked = pc.br
 		f.body = httputil.NewChunkedReader(pc.br)
@@ -414,6 +429,10 @@ func (s *fastStream) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := f.body.Read(b)
+	if err == nil && f.body == &f.lim && f.lim.N == 0 {
+		// fasthttp stops reading a known length once it has it all.
+		err = io.EOF
+	}
 	if err == io.EOF {
 		if f.chunked != nil {
 			err = skipTrailers(f.chunked)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard/switchyard/internal/spec"
@@ -339,6 +340,9 @@ func TestFastPathResponses(t *testing.T) {
 	}
 	if w := p.Window("web", "v1", time.Minute); w.Requests != int64(len(cases)) || w.Errors != 0 {
 		t.Errorf("Window = %d requests, %d errors; want %d, 0", w.Requests, w.Errors, len(cases))
+	}
+	if got := testutil.ToFloat64(p.met.requests.WithLabelValues("web", "v1", "200")); got != 8 {
+		t.Errorf("requests_total{code=200} = %v, want 8 (streamed bodies count when they end)", got)
 	}
 }
 
