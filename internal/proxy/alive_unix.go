@@ -32,3 +32,33 @@ func connAlive(c net.Conn) bool {
 	})
 	return err == nil && alive
 }
+
+// peerGone reports whether a client connection was closed by its peer (EOF
+// or an error waiting); bytes waiting (a pipelined request) mean it is not.
+// It peeks without blocking.
+func peerGone(c net.Conn) bool {
+	if fc, ok := c.(*frontConn); ok {
+		c = fc.Conn
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == nil:
+			gone = n == 0
+		default:
+			gone = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR)
+		}
+		return true
+	})
+	return err != nil || gone
+}

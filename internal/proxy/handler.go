@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,29 @@ type reqState struct {
 	// headerAt is set for WebSockets and event streams: their latency is the
 	// time to the response header, not the life of the stream.
 	headerAt time.Time
+
+	hv httpView // the request as routing sees it, while routing
+}
+
+// httpView is a net/http request as routing sees it.
+type httpView struct {
+	w http.ResponseWriter
+	r *http.Request
+}
+
+func (v *httpView) headerValue(name string) (string, bool) {
+	return headerView(v.r.Header).headerValue(name)
+}
+
+func (v *httpView) cookieValue(name string) (string, bool) { return cookieValue(v.r.Header, name) }
+
+func (v *httpView) trusted(prefixes []netip.Prefix) bool {
+	return trustedPeer(prefixes, v.r.RemoteAddr)
+}
+
+func (v *httpView) setCookie(c *http.Cookie) {
+	c.Secure = v.r.TLS != nil
+	http.SetCookie(v.w, c)
 }
 
 // stateKey holds a *reqState in a request's context, or a *connSlot in an
@@ -97,25 +121,12 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	if id := r.Header["X-Request-Id"]; len(id) == 0 || id[0] == "" {
 		r.Header["X-Request-Id"] = newRequestID()
 	}
-	now := start.UnixNano()
-	v := tbl.choose(w, r, start)
-	t := v.pick(now, nil)
+	st := p.states.Get().(*reqState)
+	st.hv = httpView{w: w, r: r}
+	v, t := tbl.route(&st.hv, start)
+	st.hv = httpView{}
 	if t == nil {
-		// No routable target in the chosen version: prefer another version
-		// that has one over failing the request.
-		for _, o := range tbl.versions {
-			if o != v {
-				if t = o.pick(now, nil); t != nil {
-					v = o
-					break
-				}
-			}
-		}
-		if t == nil {
-			t = v.anyTarget(nil)
-		}
-	}
-	if t == nil {
+		p.states.Put(st)
 		p.record(v, start, http.StatusServiceUnavailable, false)
 		http.Error(w, "no target", http.StatusServiceUnavailable)
 		return
@@ -125,6 +136,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	}
 	if tbl.maxBody > 0 {
 		if r.ContentLength > tbl.maxBody {
+			p.states.Put(st)
 			p.record(v, start, http.StatusRequestEntityTooLarge, false)
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
@@ -135,7 +147,6 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		}
 	}
 
-	st := p.states.Get().(*reqState)
 	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context(), start: start}
 	st.tried[0] = t
 	st.ntried = 1
@@ -208,16 +219,21 @@ type requestID struct {
 
 // newRequestID returns a random 128-bit hex id as a header value.
 func newRequestID() []string {
-	const hex = "0123456789abcdef"
 	id := new(requestID)
-	x, y := rand.Uint64(), rand.Uint64()
-	for i := range 16 {
-		id.b[i], id.b[16+i] = hex[x&0xf], hex[y&0xf]
-		x, y = x>>4, y>>4
-	}
+	fillRequestID(&id.b)
 	// The bytes are never written again, so the string may alias them.
 	id.v[0] = unsafe.String(&id.b[0], len(id.b))
 	return id.v[:]
+}
+
+// fillRequestID writes a random 128-bit id in hex.
+func fillRequestID(b *[32]byte) {
+	const hex = "0123456789abcdef"
+	x, y := rand.Uint64(), rand.Uint64()
+	for i := range 16 {
+		b[i], b[16+i] = hex[x&0xf], hex[y&0xf]
+		x, y = x>>4, y>>4
+	}
 }
 
 // rewrite points the outgoing request at the chosen target. The Host header
@@ -312,16 +328,21 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		st.headerAt = time.Now()
 	}
-	switch {
-	case res.StatusCode >= 500:
-		st.failure = true
-		if res.StatusCode == http.StatusBadGateway || res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusGatewayTimeout {
-			p.passiveFailure(st.target, st.tbl.health, "target returned "+strconv.Itoa(res.StatusCode))
-		}
-	default:
-		passiveSuccess(st.target)
-	}
+	st.failure = p.observeStatus(st.target, st.tbl.health, res.StatusCode)
 	return nil
+}
+
+// observeStatus feeds passive health with a target's response status and
+// reports whether it counts as an error of the version (a 5xx).
+func (p *Proxy) observeStatus(t *target, cfg *healthConfig, code int) bool {
+	if code < 500 {
+		passiveSuccess(t)
+		return false
+	}
+	if code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout {
+		p.passiveFailure(t, cfg, "target returned "+strconv.Itoa(code))
+	}
+	return true
 }
 
 // errorHandler answers when no response came from the target.

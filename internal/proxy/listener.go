@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -119,17 +121,27 @@ func (h *handoff) Close() error {
 // Addr implements net.Listener.
 func (h *handoff) Addr() net.Addr { return h.addr }
 
-// listener is one http.Server on a socket. The service it serves and its
-// certificate are swapped atomically on reload.
+// listener is the servers of one socket: an http.Server and, on a plain
+// listener, a fasthttp.Server in front of it (see front.go). The service it
+// serves and its certificate are swapped atomically on reload.
 type listener struct {
 	p    *Proxy
 	key  string
 	cfg  serverConfig
 	sock *socket
-	ho   *handoff
+	ho   *handoff // where the socket hands connections
+	nho  *handoff // what srv serves: ho on TLS, else the connections classify and handOff pass on
+	fho  *handoff // what fsrv serves (plain only)
 	srv  *http.Server
-	svc  atomic.Pointer[service]
-	cert atomic.Pointer[tls.Certificate]
+	fsrv *fasthttp.Server // nil on TLS
+	// fconns are the client connections of the fast path, closed by a
+	// forced shutdown (fasthttp.Server cannot close them itself).
+	fconns connSet
+	// handoffs and h2 count connections passed from the fast path to
+	// net/http: requests it does not serve, and the HTTP/2 preface.
+	handoffs, h2 atomic.Int64
+	svc          atomic.Pointer[service]
+	cert         atomic.Pointer[tls.Certificate]
 }
 
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -170,6 +182,11 @@ func (p *Proxy) newListener(ctx context.Context, key string, cfg serverConfig, s
 		ConnContext:       withConnSlot,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
+	l.nho = l.ho
+	if !cfg.tls {
+		l.nho, l.fho = newHandoff(l.ho.addr), newHandoff(l.ho.addr)
+		l.fsrv = p.newFastServer(l)
+	}
 	if cfg.tls {
 		l.srv.TLSConfig = &tls.Config{
 			MinVersion: tls.VersionTLS12,
@@ -192,12 +209,20 @@ func (l *listener) serve(p *Proxy, fresh bool) {
 		if l.cfg.tls {
 			err = l.srv.ServeTLS(l.ho, "", "")
 		} else {
-			err = l.srv.Serve(l.ho)
+			err = l.srv.Serve(l.nho)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			p.log.Error("listener stopped", "listen", l.key, "error", err)
 		}
 	})
+	if l.fsrv != nil {
+		p.wg.Go(func() {
+			if err := l.fsrv.Serve(l.fho); err != nil && !errors.Is(err, net.ErrClosed) {
+				p.log.Error("fast path stopped", "listen", l.key, "error", err)
+			}
+		})
+		p.wg.Go(func() { l.dispatch(p) })
+	}
 	old := l.sock.cur.Swap(l.ho)
 	if old != nil {
 		old.Close()
@@ -223,6 +248,15 @@ func (p *Proxy) retireListener(l *listener, drain time.Duration, closeSocket boo
 			l.srv.Close()
 		}
 	})
+	if l.fsrv != nil {
+		p.wg.Go(func() {
+			ctx, cancel := context.WithTimeout(p.root, drain)
+			defer cancel()
+			if err := l.fsrv.ShutdownWithContext(ctx); err != nil {
+				l.fconns.closeAll()
+			}
+		})
+	}
 }
 
 // plan is one service of an Apply, fully built before anything changes.

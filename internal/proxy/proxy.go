@@ -78,6 +78,7 @@ type Proxy struct {
 	probeH2C  *http.Transport
 	rp        *httputil.ReverseProxy
 	states    sync.Pool
+	fastReqs  sync.Pool
 
 	mu        sync.Mutex // control path: Apply, SetVersion, RemoveVersion, Route
 	services  map[string]*service
@@ -134,6 +135,7 @@ func New(opts Options) (*Proxy, error) {
 		dirtySignal: make(chan struct{}, 1),
 	}
 	p.states.New = func() any { return new(reqState) }
+	p.fastReqs.New = func() any { return &fastReq{cw: new(clientWatch)} }
 	dial := p.conns.dialer(&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second})
 	p.h1 = &http.Transport{
 		DialContext:           dial,
@@ -318,7 +320,19 @@ func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed 
 		next = append(next, t)
 		p.startHealth(s, t)
 	}
+	plain := true
+	for _, t := range next {
+		plain = plain && t.scheme == "http" && !t.h2c
+	}
+	// The fast path checks the flag, then the target it picked, so either
+	// order is safe; clearing it first saves a hand-off.
+	if !plain {
+		v.plainHTTP.Store(false)
+	}
 	v.targets.Store(&next)
+	if plain {
+		v.plainHTTP.Store(true)
+	}
 	for _, t := range old {
 		p.met.targetUp.DeleteLabelValues(s.name, ver, t.addr)
 		p.retire(s, t)
@@ -501,15 +515,21 @@ func (p *Proxy) shutdown(ctx context.Context) error {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	errs := make([]error, len(ls))
+	ferrs := make([]error, len(ls))
 	for i, l := range ls {
 		l.sock.ln.Close()
+		l.ho.Close()
 		wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
+		if l.fsrv != nil {
+			wg.Go(func() { ferrs[i] = l.fsrv.ShutdownWithContext(ctx) })
+		}
 	}
 	wg.Wait()
-	err := errors.Join(errs...)
+	err := errors.Join(append(errs, ferrs...)...)
 	if ctx.Err() != nil {
 		for _, l := range ls {
 			l.srv.Close()
+			l.fconns.closeAll()
 		}
 		p.conns.closeAll()
 	}

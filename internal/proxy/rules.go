@@ -94,14 +94,38 @@ func (r *rule) decide(v string) role {
 // nginx's order: every header rule first, then every cookie rule. Header
 // rules count only when trusted is set (the client is a trusted source).
 func matchRules(rules []rule, h http.Header, trusted bool) role {
+	return matchRulesIn(rules, headerView(h), trusted)
+}
+
+// fieldReader is what rule matching reads from a request: the first value
+// of a header (by canonical name) and a cookie. Both front ends (net/http
+// and fasthttp) implement it, so they share every routing decision.
+type fieldReader interface {
+	headerValue(canonical string) (string, bool)
+	cookieValue(name string) (string, bool)
+}
+
+// headerView reads fields from an http.Header.
+type headerView http.Header
+
+func (h headerView) headerValue(name string) (string, bool) {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0], true
+	}
+	return "", false
+}
+
+func (h headerView) cookieValue(name string) (string, bool) { return cookieValue(http.Header(h), name) }
+
+func matchRulesIn(rules []rule, h fieldReader, trusted bool) role {
 	if trusted {
 		for i := range rules {
 			r := &rules[i]
 			if !r.header {
 				continue
 			}
-			if vs := h[r.name]; len(vs) > 0 {
-				if ro := r.decide(vs[0]); ro != roleNone {
+			if v, ok := h.headerValue(r.name); ok {
+				if ro := r.decide(v); ro != roleNone {
 					return ro
 				}
 			}
@@ -112,7 +136,7 @@ func matchRules(rules []rule, h http.Header, trusted bool) role {
 		if r.header {
 			continue
 		}
-		if v, ok := cookieValue(h, r.name); ok {
+		if v, ok := h.cookieValue(r.name); ok {
 			if ro := r.decide(v); ro != roleNone {
 				return ro
 			}
@@ -125,19 +149,27 @@ func matchRules(rules []rule, h http.Header, trusted bool) role {
 // (http.Request.Cookie parses and allocates every cookie of the request).
 func cookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k != name {
-				continue
-			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
+		if v, ok := cookieIn(line, name); ok {
 			return v, true
 		}
+	}
+	return "", false
+}
+
+// cookieIn finds a cookie in one Cookie header line.
+func cookieIn(line, name string) (string, bool) {
+	for len(line) > 0 {
+		var part string
+		part, line, _ = strings.Cut(line, ";")
+		part = strings.TrimSpace(part)
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || k != name {
+			continue
+		}
+		if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		return v, true
 	}
 	return "", false
 }
@@ -169,7 +201,15 @@ func trustedPeer(prefixes []netip.Prefix, remoteAddr string) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
+	return trustedAddr(prefixes, ap.Addr())
+}
+
+// trustedAddr is trustedPeer for a parsed peer address.
+func trustedAddr(prefixes []netip.Prefix, a netip.Addr) bool {
+	if len(prefixes) == 0 {
+		return true
+	}
+	a = a.Unmap()
 	for _, p := range prefixes {
 		if p.Contains(a) {
 			return true

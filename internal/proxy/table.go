@@ -160,12 +160,21 @@ func contains2(vs []*version, v *version) bool {
 	return false
 }
 
+// request is what routing needs from a request, whichever front end
+// (net/http or fasthttp) parsed it: its fields, whether its TCP peer is a
+// trusted source, and a way to issue a sticky cookie.
+type request interface {
+	fieldReader
+	trusted(prefixes []netip.Prefix) bool
+	setCookie(c *http.Cookie)
+}
+
 // choose picks the version for a request: header rules (from trusted
-// peers), cookie rules, sticky cookie, then weighted random. It may set a
-// sticky cookie on w.
-func (t *table) choose(w http.ResponseWriter, r *http.Request, now time.Time) *version {
+// peers), cookie rules, sticky cookie, then weighted random. It may issue a
+// sticky cookie through r.
+func (t *table) choose(r request, now time.Time) *version {
 	if len(t.rules) > 0 {
-		switch matchRules(t.rules, r.Header, trustedPeer(t.trusted, r.RemoteAddr)) {
+		switch matchRulesIn(t.rules, r, r.trusted(t.trusted)) {
 		case roleCanary:
 			if t.canary != nil {
 				return t.canary
@@ -177,9 +186,31 @@ func (t *table) choose(w http.ResponseWriter, r *http.Request, now time.Time) *v
 		}
 	}
 	if t.sticky != nil && t.stable != nil {
-		return t.chooseSticky(w, r, now)
+		return t.chooseSticky(r, now)
 	}
 	return t.weighted()
+}
+
+// route chooses the version and a routable target for a request. When the
+// chosen version has no routable target another version that has one
+// serves rather than failing the request; when none has, any target of the
+// chosen version is tried (nginx does the same). t is nil when the chosen
+// version has no target at all.
+func (t *table) route(r request, start time.Time) (v *version, tg *target) {
+	now := start.UnixNano()
+	v = t.choose(r, start)
+	tg = v.pick(now, nil)
+	if tg == nil {
+		for _, o := range t.versions {
+			if o != v {
+				if tg = o.pick(now, nil); tg != nil {
+					return o, tg
+				}
+			}
+		}
+		tg = v.anyTarget(nil)
+	}
+	return v, tg
 }
 
 func (t *table) weighted() *version {
@@ -207,11 +238,11 @@ func (t *table) weighted() *version {
 	return t.picks[len(t.picks)-1].v
 }
 
-func (t *table) chooseSticky(w http.ResponseWriter, r *http.Request, now time.Time) *version {
+func (t *table) chooseSticky(r request, now time.Time) *version {
 	sc := t.sticky
 	sec := now.Unix()
 	id, exp, ok := [stickyIDLen]byte{}, int64(0), false
-	if v, found := cookieValue(r.Header, sc.cookie); found {
+	if v, found := r.cookieValue(sc.cookie); found {
 		id, exp, ok = sc.decode(v, sec)
 	}
 	if !ok {
@@ -220,10 +251,9 @@ func (t *table) chooseSticky(w http.ResponseWriter, r *http.Request, now time.Ti
 	if !ok || exp-sec < int64(sc.ttl/time.Second)/2 {
 		// New, forged, expired or half-way to expiry: (re)issue.
 		exp = sec + int64(sc.ttl/time.Second)
-		http.SetCookie(w, &http.Cookie{
+		r.setCookie(&http.Cookie{
 			Name: sc.cookie, Value: sc.encode(id, exp), Path: "/",
 			Expires: time.Unix(exp, 0), HttpOnly: true, SameSite: http.SameSiteLaxMode,
-			Secure: r.TLS != nil,
 		})
 	}
 	if t.canary != nil && stickyCanary(bucketOf(id), t.canaryWeight) {

@@ -100,6 +100,9 @@ type version struct {
 	targets  atomic.Pointer[[]*target]
 	stats    *stats
 	fromSpec bool
+	// plainHTTP is set while every target is plain http, which the fast
+	// path requires (it speaks HTTP/1.1 only).
+	plainHTTP atomic.Bool
 
 	rr       atomic.Uint32
 	duration prometheus.Observer

@@ -259,7 +259,7 @@ func (u *upstream) attach(pc *upConn) {
 		r.Reset(pc.conn)
 		pc.br = r
 	} else {
-		pc.br = bufio.NewReaderSize(pc.conn, 4<<10)
+		pc.br = bufio.NewReaderSize(pc.conn, 16<<10) // fasthttp needs a response header to fit
 	}
 	if w, _ := u.writers.Get().(*bufio.Writer); w != nil {
 		w.Reset(pc.conn)
