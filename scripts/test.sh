@@ -185,7 +185,9 @@ step "go vet" go vet "${pkgs[@]}"
 if ((short)); then
 	step "go test -short" run_tests "$TEST_LOG" -short -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
 else
-	step "go test" run_tests "$TEST_LOG" -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
+	# -count=1: the e2e tests build and run the switchyard binary, which the
+	# test cache cannot see; a cached pass could hide a broken binary.
+	step "go test" run_tests "$TEST_LOG" -count=1 -timeout "$TEST_TIMEOUT" "${pkgs[@]}"
 fi
 
 if ((race)) && [[ "${pkgs[*]}" == "./..." ]]; then
