@@ -286,7 +286,7 @@ func (h *harness) startProxy(ctx context.Context, leg string) (*bench.Proc, erro
 	case bench.LegSwitchyard:
 		bin = h.o.switchyard
 		if bin == "" {
-			bin = filepath.Join(h.dir, "switchyard")
+			bin = filepath.Join(h.dir, "switchyard.bin")
 			if err := h.goBuild(ctx, bin, "./cmd/switchyard"); err != nil {
 				return nil, fmt.Errorf("switchyard leg unavailable: %w", err)
 			}
@@ -436,7 +436,7 @@ func (h *harness) describe() []string {
 			if _, ok := h.procs[leg]; ok {
 				bin := h.o.switchyard
 				if bin == "" {
-					bin = filepath.Join(h.dir, "switchyard")
+					bin = filepath.Join(h.dir, "switchyard.bin")
 				}
 				s = append(s, "switchyard: "+firstLine(bin, "version")+"; bench/switchyard.yaml")
 			}
