@@ -167,3 +167,33 @@ func TestProxyConfigsAreValid(t *testing.T) {
 		})
 	}
 }
+
+// TestSmokeRun runs the whole harness briefly with the nginx and Switchyard
+// legs: every leg must produce a figure (a leg that cannot start prints n/a).
+func TestSmokeRun(t *testing.T) {
+	testenv.Integration(t)
+	testenv.RequireBinary(t, "nginx")
+	testenv.RequireBinary(t, "wrk")
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "run", "./bench/cmd/compare", "--smoke", "--legs", "nginx,switchyard", "--conns", "20", "--rss-conns", "50")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("compare --smoke: %v\n%s", err, out)
+	}
+	for _, want := range []string{"| 20 | nginx |", "| 20 | switchyard |"} {
+		i := strings.Index(string(out), want)
+		if i < 0 {
+			t.Fatalf("no row %q in:\n%s", want, out)
+		}
+		row, _, _ := strings.Cut(string(out[i:]), "\n")
+		if strings.Contains(row, "n/a") {
+			t.Errorf("leg without a figure: %s\n%s", row, out)
+		}
+	}
+}
