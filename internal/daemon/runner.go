@@ -144,16 +144,21 @@ func (r *runner) healthChanged(version string, healthy, total int) {
 // submit hands a command to the runner and waits until it was applied and
 // persisted (or refused).
 func (r *runner) submit(ctx context.Context, e rollout.Event) error {
-	req := request{event: e, reply: make(chan error, 1)}
+	reply := make(chan error, 1)
+	return call(ctx, r, r.requests, request{event: e, reply: reply}, reply)
+}
+
+// call hands req to the runner loop on ch and waits for its answer on reply.
+func call[R any](ctx context.Context, r *runner, ch chan<- R, req R, reply <-chan error) error {
 	select {
-	case r.requests <- req:
+	case ch <- req:
 	case <-r.done:
 		return r.stopped()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case err := <-req.reply:
+	case err := <-reply:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -183,20 +188,8 @@ func (r *runner) waitStarted(ctx context.Context) error {
 // reconfigure swaps in a new spec (already validated and compiled) and
 // returns once it is in force, so a command sent after it sees the new spec.
 func (r *runner) reconfigure(ctx context.Context, svc *spec.Service, m *rollout.Machine) error {
-	req := reconfigRequest{svc: svc, machine: m, reply: make(chan error, 1)}
-	select {
-	case r.reconfig <- req:
-	case <-r.done:
-		return r.stopped()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	reply := make(chan error, 1)
+	return call(ctx, r, r.reconfig, reconfigRequest{svc: svc, machine: m, reply: reply}, reply)
 }
 
 // run is the runner's loop. It starts by reconciling the restored state with
