@@ -162,44 +162,6 @@ func TestFastPathHandOff(t *testing.T) {
 
 }
 
-// TestFastPathServesSSE checks that an event stream goes through the fast
-// path (no hand-off) and that its first event arrives before the stream ends.
-func TestFastPathServesSSE(t *testing.T) {
-	release := make(chan struct{})
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, "data: first\n\n")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		_, _ = io.WriteString(w, "data: second\n\n")
-	}))
-	defer s.Close()
-	defer close(release)
-	p := newTestProxy(t, nil)
-	mustApply(t, p, testService("web", "v1", ver("v1", &backend{Server: s})))
-	req, _ := http.NewRequest(http.MethodGet, proxyURL(t, p, "web")+"/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	res, err := newClient(1).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	br := bufio.NewReader(res.Body)
-	line, err := br.ReadString('\n')
-	if err != nil || line != "data: first\n" {
-		t.Fatalf("first event = %q, %v; want it before the stream ends", line, err)
-	}
-	if n := p.services["web"].lis.handoffs.Load(); n != 0 {
-		t.Errorf("%d hand-offs, want the event stream on the fast path", n)
-	}
-}
-
 // rawBackend answers every request with a fixed 200 and allocates nothing
 // per request, so benchmarks count only the proxy's allocations.
 func rawBackend(b testing.TB) string {

@@ -83,6 +83,10 @@ func TestWebSocket(t *testing.T) {
 	}
 }
 
+// TestServerSentEventsFlushImmediately checks that an event stream's first
+// event arrives before the stream ends, and that it is served by the fast
+// path (no hand-off to net/http), whether or not the client says it wants
+// an event stream.
 func TestServerSentEventsFlushImmediately(t *testing.T) {
 	release := make(chan struct{})
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -102,14 +106,23 @@ func TestServerSentEventsFlushImmediately(t *testing.T) {
 	defer close(release)
 	p := newTestProxy(t, nil)
 	mustApply(t, p, testService("web", "v1", ver("v1", &backend{Server: s})))
-	res, err := newClient(1).Get(proxyURL(t, p, "web") + "/events")
-	if err != nil {
-		t.Fatal(err)
+	for _, accept := range []string{"", "text/event-stream"} {
+		req, _ := http.NewRequest(http.MethodGet, proxyURL(t, p, "web")+"/events", nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		res, err := newClient(1).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(res.Body).ReadString('\n')
+		res.Body.Close()
+		if err != nil || line != "data: first\n" {
+			t.Fatalf("Accept %q: first event = %q, %v; want it before the stream ends", accept, line, err)
+		}
 	}
-	defer res.Body.Close()
-	line, err := bufio.NewReader(res.Body).ReadString('\n')
-	if err != nil || line != "data: first\n" {
-		t.Fatalf("first event = %q, %v; want it before the stream ends", line, err)
+	if n := p.services["web"].lis.handoffs.Load(); n != 0 {
+		t.Errorf("%d hand-offs, want event streams on the fast path", n)
 	}
 }
 
