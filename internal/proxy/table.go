@@ -22,15 +22,9 @@ type table struct {
 	picks          []pick     // cumulative weights, in percent
 	versions       []*version // every version with a role or weight, for fallback
 
-	rules   []rule
-	trusted []netip.Prefix
-	sticky  *stickyConfig
-
-	health          *healthConfig
-	maxBody         int64
-	versionHeader   string
-	retries         int
-	upstreamTimeout time.Duration
+	// compiled is copied by value: the hot path reads its fields without
+	// another pointer hop.
+	compiled
 }
 
 type pick struct {
@@ -80,11 +74,7 @@ func compileSpec(name string, sp *spec.ServiceSpec, key []byte) (*compiled, erro
 
 // table returns a table with c's settings and no versions.
 func (c *compiled) table() *table {
-	return &table{
-		rules: c.rules, trusted: c.trusted, sticky: c.sticky, health: c.health,
-		maxBody: c.maxBody, versionHeader: c.versionHeader, retries: c.retries,
-		upstreamTimeout: c.upstreamTimeout,
-	}
+	return &table{compiled: *c}
 }
 
 // buildTable combines compiled spec parts, the service's versions and a
