@@ -351,7 +351,7 @@ func (r *runner) register(version string, targets []string) {
 // execute runs actions in order and returns the feedback events they produce.
 func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.Action) []rollout.Event {
 	var feedback []rollout.Event
-	for _, a := range retireLast(acts) {
+	for _, a := range acts {
 		switch a := a.(type) {
 		case rollout.RegisterVersion:
 			r.register(a.Version, a.Targets)
@@ -397,21 +397,6 @@ func (r *runner) execute(ctx context.Context, st rollout.State, acts []rollout.A
 		}
 	}
 	return feedback
-}
-
-// retireLast moves RetireVersion actions to the end: traffic must have
-// moved off a version before it is removed from the data plane.
-func retireLast(acts []rollout.Action) []rollout.Action {
-	out := make([]rollout.Action, 0, len(acts))
-	var retire []rollout.Action
-	for _, a := range acts {
-		if _, ok := a.(rollout.RetireVersion); ok {
-			retire = append(retire, a)
-			continue
-		}
-		out = append(out, a)
-	}
-	return append(out, retire...)
 }
 
 // retire removes a version from the data plane unless the spec still lists

@@ -19,6 +19,7 @@ type RegisterVersion struct {
 
 // RetireVersion tells the data plane a version is no longer kept: its
 // targets drain and stop being health-checked unless the spec lists them.
+// Step emits it after every other action, so traffic has moved off first.
 type RetireVersion struct {
 	Version string `json:"version"`
 }

@@ -26,6 +26,9 @@ type txn struct {
 	ended uint64
 	// owned is set once Versions and Health have been copied for writing.
 	owned bool
+	// retires are RetireVersion actions, emitted after every other action
+	// of the step: traffic moves off a version before it is retired.
+	retires []Action
 }
 
 func (m *Machine) begin(s State, now time.Time) txn {
@@ -304,7 +307,7 @@ func (t *txn) retirePrevious() {
 	if p == s.Stable || (s.Rollout != nil && s.Rollout.Version == p) {
 		return
 	}
-	t.emit(RetireVersion{Version: p})
+	t.retires = append(t.retires, RetireVersion{Version: p})
 	t.record("retired", "", "version "+p+" retired after scaleDownDelay", true)
 }
 
@@ -398,7 +401,7 @@ func (t *txn) analysisOK(r *Run, bake bool) bool {
 func (t *txn) doSwitch(r *Run) {
 	s := &t.s
 	if s.Previous != "" && s.Previous != r.Version && s.Previous != s.Stable {
-		t.emit(RetireVersion{Version: s.Previous})
+		t.retires = append(t.retires, RetireVersion{Version: s.Previous})
 		t.record("retired", "", "version "+s.Previous+" retired: replaced as previous by "+s.Stable, true)
 	}
 	s.Previous = s.Stable

@@ -226,5 +226,5 @@ func (m *Machine) Step(s State, e Event, now time.Time) (State, []Action, error)
 	t.timers()
 	t.advance()
 	t.settle()
-	return t.s, t.acts, nil
+	return t.s, append(t.acts, t.retires...), nil
 }
