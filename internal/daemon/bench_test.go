@@ -64,16 +64,13 @@ spec:
 		}
 	}
 	c := admin.NewClient(d.AdminURL(), d.Token())
-	// Wait until every runner has its first state.
-	for {
-		all, err := c.Services(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(all) == n && all[n-1].StableVersion == "blue" {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	// Ready means every runner has put its first state in force.
+	all, err := c.Services(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(all) != n || all[n-1].StableVersion != "blue" {
+		b.Fatalf("ready with %d services, last %+v; want %d with stable blue", len(all), all[len(all)-1], n)
 	}
 	var after runtime.MemStats
 	runtime.GC()
