@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
+	"strings"
 
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/rollout"
@@ -186,9 +186,10 @@ func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus
 		out.Rollout = runStatus(run)
 		out.Step = admin.StepStatus{Index: run.StepIndex, Total: len(run.Steps)}
 		if run.StepIndex < len(run.Steps) {
-			s := run.Steps[run.StepIndex]
-			out.Step.Kind = string(s.Kind)
-			out.Step.Description = describeStep(s, run, now)
+			out.Step.Kind = string(run.Steps[run.StepIndex].Kind)
+			// Describe reads "step 3/6: pause 1m0s (12s left)"; the step
+			// number is in Index and Total already.
+			_, out.Step.Description, _ = strings.Cut(st.Describe(now), ": ")
 		}
 		out.LastVerdicts = sortedVerdicts(run.Verdicts)
 	}
@@ -228,31 +229,4 @@ func sortedVerdicts(m map[string]rollout.VerdictRecord) []rollout.VerdictRecord 
 		return 0
 	})
 	return out
-}
-
-// describeStep says in words what the current step waits for.
-func describeStep(s rollout.Step, run *rollout.Run, now time.Time) string {
-	switch s.Kind {
-	case rollout.StepHealthGate:
-		return "waiting for every target of " + run.Version + " to be healthy"
-	case rollout.StepSetWeight:
-		return fmt.Sprintf("set weight %d%%", s.Weight)
-	case rollout.StepPause:
-		if s.Duration == 0 {
-			return "paused until `switchyard promote`"
-		}
-		left := s.Duration - now.Sub(run.StepStartedAt)
-		if run.Paused {
-			left = s.Duration - run.PausedAt.Sub(run.StepStartedAt)
-		}
-		return fmt.Sprintf("pause %s (%s left)", s.Duration, max(left, 0).Round(time.Second))
-	case rollout.StepGate:
-		return "waiting for approval: `switchyard promote`"
-	case rollout.StepSwitch:
-		return "switch all traffic to " + run.Version
-	case rollout.StepBake:
-		left := s.Duration - now.Sub(run.StepStartedAt)
-		return fmt.Sprintf("bake %s at 100%% (%s left)", s.Duration, max(left, 0).Round(time.Second))
-	}
-	return string(s.Kind)
 }

@@ -53,7 +53,7 @@ func (s State) Describe(now time.Time) string {
 		h := s.Health[r.Version]
 		wait = fmt.Sprintf("%d/%d healthy", h.Healthy, h.Total)
 		if !r.Deadline.IsZero() {
-			wait += fmt.Sprintf(", deadline in %s", max(r.Deadline.Sub(now), 0))
+			wait += fmt.Sprintf(", deadline in %s", max(r.Deadline.Sub(now), 0).Round(time.Second))
 		}
 	case StepPause, StepBake:
 		switch left := r.StepStartedAt.Add(st.Duration).Sub(at); {
@@ -62,7 +62,7 @@ func (s State) Describe(now time.Time) string {
 				wait = "waiting for analysis"
 			}
 		case st.Duration > 0:
-			wait = left.String() + " left"
+			wait = left.Round(time.Second).String() + " left"
 		}
 	case StepGate:
 		if r.StepPromoted && r.Analysis {
