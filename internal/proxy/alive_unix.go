@@ -24,11 +24,12 @@ func connAlive(c net.Conn) bool {
 		return false
 	}
 	alive := false
-	err = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read refuses to run once the connection's read
+	// deadline has passed, which says nothing about the peer.
+	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		alive = (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true
 	})
 	return err == nil && alive
 }
@@ -49,7 +50,11 @@ func peerGone(c net.Conn) bool {
 		return true
 	}
 	gone := false
-	err = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read fails at once when the connection's read
+	// deadline has passed (fasthttp leaves the header or body deadline set
+	// while the handler runs), and that was taken for a client that left,
+	// cutting every stream at the header timeout.
+	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
@@ -58,7 +63,6 @@ func peerGone(c net.Conn) bool {
 		default:
 			gone = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR)
 		}
-		return true
 	})
 	return err != nil || gone
 }

@@ -253,13 +253,18 @@ type ProxyOptions struct {
 	// DrainTimeout bounds how long retired targets keep in-flight requests.
 	DrainTimeout Duration `json:"drainTimeout,omitempty"`
 	// ReadHeaderTimeout bounds how long a client may take to send request
-	// headers, against slow clients.
+	// headers, from its first byte, against slow clients.
 	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
-	// IdleTimeout is how long an idle keep-alive client connection stays open.
+	// IdleTimeout is how long a keep-alive client connection may wait
+	// between requests; it never applies while a response is in flight.
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
-	// ReadTimeout bounds how long a client may take to send a whole request.
+	// ReadTimeout bounds how long a client may take to send a whole request,
+	// header and body. It ends when the request is read: it never cuts a
+	// response, however long the response streams.
 	ReadTimeout Duration `json:"readTimeout,omitempty"`
-	// UpstreamTimeout bounds a whole request to a target (0: none, for streams).
+	// UpstreamTimeout bounds a whole exchange with a target, streamed
+	// response body included (0: none, so event streams, long downloads and
+	// WebSockets last as long as both sides keep them open).
 	UpstreamTimeout Duration `json:"upstreamTimeout,omitempty"`
 	// MaxHeaderBytes limits the size of request headers.
 	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
