@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -345,4 +347,76 @@ func TestApplyThenApplyKeepsBoth(t *testing.T) {
 	if st.Weights["green"] != 30 {
 		t.Fatalf("first canary weight %d, want 30 from the applied spec", st.Weights["green"])
 	}
+}
+
+// TestMalformedRequestsChangeNothing floods a canary under analysis with
+// requests whose chunked bodies are broken, as fast as a client sends them (the
+// attack that rolled a healthy canary back and ejected its targets): every
+// verdict passes, the weights hold, no target is ejected, and the canary is
+// promoted.
+func TestMalformedRequestsChangeNothing(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(),
+		"{pause: {duration: 1s}}", "{pause: {duration: 3s}}").Replace(analysedService)
+	d, c, listen := startDaemon(t, doc)
+	stop := make(chan struct{})
+	load(t, listen, stop)
+	flooded := make(chan int)
+	go func() {
+		n := 0
+		defer func() { flooded <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			conn, err := net.Dial("tcp", listen)
+			if err != nil {
+				continue
+			}
+			// x-canary is not a rule here: the split sends half to green.
+			io.WriteString(conn, "POST / HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n")
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			conn.Close()
+			if err == nil && res.StatusCode != http.StatusBadRequest {
+				t.Errorf("malformed request answered %d, want 400", res.StatusCode)
+			}
+			n++
+		}
+	}()
+	ctx := context.Background()
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "the rollout's end", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	close(stop)
+	n := <-flooded
+	if st.LastRollout.Result != rollout.ResultPromoted || st.StableVersion != "green" {
+		t.Fatalf("after %d malformed requests: last rollout %+v, stable %q; want green promoted", n, st.LastRollout, st.StableVersion)
+	}
+	h, err := c.History(ctx, "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := 0
+	for _, e := range h {
+		if v := e.Verdict; v != nil {
+			if v.Result != rollout.VerdictPassed {
+				t.Errorf("verdict %+v during the flood, want passed", *v)
+			} else {
+				passed++
+			}
+		}
+	}
+	if passed == 0 || n < 20 {
+		t.Fatalf("%d passed verdicts over %d malformed requests; the test judged nothing", passed, n)
+	}
+	for _, th := range d.proxy.Health("web") {
+		if th.Ejected || !th.Healthy {
+			t.Errorf("target %+v after the flood, want healthy and not ejected", th)
+		}
+	}
+	t.Logf("%d malformed requests, %d passed verdicts", n, passed)
 }

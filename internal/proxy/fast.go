@@ -173,7 +173,7 @@ func (p *Proxy) serveFast(svc *service, ctx *fasthttp.RequestCtx) bool {
 	f.p, f.ctx, f.tbl, f.start = p, ctx, tbl, start
 	v, t := tbl.route(f, start)
 	if t == nil {
-		p.record(v, start, http.StatusServiceUnavailable, false)
+		p.countOnly(v, http.StatusServiceUnavailable)
 		ctx.Error("no target", http.StatusServiceUnavailable)
 		f.release()
 		return true
@@ -188,7 +188,7 @@ func (p *Proxy) serveFast(svc *service, ctx *fasthttp.RequestCtx) bool {
 		fillRequestID(&f.id)
 	}
 	if tbl.maxBody > 0 && int64(h.ContentLength()) > tbl.maxBody {
-		p.record(v, start, http.StatusRequestEntityTooLarge, false)
+		p.countOnly(v, http.StatusRequestEntityTooLarge)
 		ctx.Error("request body too large", http.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
 		f.ver = v

@@ -31,6 +31,11 @@ type reqState struct {
 	start   time.Time
 	code    int
 	failure bool
+	// body is the request body being forwarded (nil without one); a read
+	// error in it makes the outcome the client's (outcome.go).
+	body *clientBody
+	// clientFault is set once the outcome is the client's.
+	clientFault bool
 	// headerAt is set for WebSockets and event streams: their latency is the
 	// time to the response header, not the life of the stream.
 	headerAt time.Time
@@ -127,7 +132,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	st.hv = httpView{}
 	if t == nil {
 		p.states.Put(st)
-		p.record(v, start, http.StatusServiceUnavailable, false)
+		p.countOnly(v, http.StatusServiceUnavailable)
 		http.Error(w, "no target", http.StatusServiceUnavailable)
 		return
 	}
@@ -137,7 +142,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	if tbl.maxBody > 0 {
 		if r.ContentLength > tbl.maxBody {
 			p.states.Put(st)
-			p.record(v, start, http.StatusRequestEntityTooLarge, false)
+			p.countOnly(v, http.StatusRequestEntityTooLarge)
 			w.Header().Set("Connection", "close")
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
@@ -146,8 +151,13 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 			r.Body = http.MaxBytesReader(w, r.Body, tbl.maxBody)
 		}
 	}
+	var body *clientBody
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &clientBody{rc: r.Body}
+		r.Body = body
+	}
 
-	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context(), start: start}
+	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context(), start: start, body: body}
 	st.tried[0] = t
 	st.ntried = 1
 	t.inflight.Add(1)
@@ -180,7 +190,11 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		if code == 0 {
 			code = http.StatusBadGateway
 		}
-		p.recordUntil(st.ver, start, st.headerAt, code, failed)
+		if st.clientFault {
+			p.countOnly(st.ver, code)
+		} else {
+			p.recordUntil(st.ver, start, st.headerAt, code, failed)
+		}
 		if slot != nil {
 			slot.st = nil
 		}
@@ -193,12 +207,8 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	p.rp.ServeHTTP(w, r)
 }
 
-// record feeds the version's one-second window and Prometheus.
-func (p *Proxy) record(v *version, start time.Time, code int, failed bool) {
-	p.recordUntil(v, start, time.Time{}, code, failed)
-}
-
-// recordUntil records a request that ends now; its latency ends at until
+// recordUntil records a request of the version (outcome.go) that ends now
+// in its one-second window and Prometheus; its latency ends at until
 // when that is set (streams), else now.
 func (p *Proxy) recordUntil(v *version, start, until time.Time, code int, failed bool) {
 	end := time.Now()
@@ -271,6 +281,9 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 		if st.inCtx.Err() != nil || req.Context().Err() != nil {
 			return nil, err // the client left or the upstream timeout passed
 		}
+		if st.body.fault() != nil {
+			return nil, err // the client broke its body: not the target's failure
+		}
 		p.passiveFailure(t, st.tbl.health, err.Error())
 		if attempt >= st.tbl.retries || st.ntried >= len(st.tried) || !retryable(req, err) {
 			return nil, err
@@ -325,6 +338,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	st.code = res.StatusCode
+	if st.body.fault() != nil {
+		// The target answered a body the client broke (it saw the request
+		// cut short): the client's outcome, whatever the status.
+		st.clientFault = true
+		return nil
+	}
 	if res.StatusCode == http.StatusSwitchingProtocols || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		st.headerAt = time.Now()
 	}
@@ -348,12 +367,19 @@ func (p *Proxy) observeStatus(t *target, cfg *healthConfig, code int) bool {
 // errorHandler answers when no response came from the target.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
-	var mbe *http.MaxBytesError
 	code := http.StatusBadGateway
 	failed := true
+	var fault error
+	if st != nil {
+		fault = st.body.fault()
+	}
 	switch {
-	case errors.As(err, &mbe):
-		code, failed = http.StatusRequestEntityTooLarge, false
+	case fault != nil:
+		code, failed = clientFaultStatus(fault, st.inCtx), false
+		st.clientFault = true
+		// The rest of the body cannot be framed: no next request on this
+		// connection.
+		w.Header().Set("Connection", "close")
 	case st != nil && st.inCtx.Err() != nil:
 		code, failed = StatusClientClosedRequest, false
 	case isTimeout(err):
@@ -363,7 +389,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		st.code, st.failure = code, failed
 	}
 	if code != StatusClientClosedRequest {
-		p.log.Debug("proxy error", "error", err, "status", code)
+		p.log.Debug("proxy error", "error", err, "status", code, "client", fault != nil)
 	}
 	w.WriteHeader(code)
 }

@@ -14,11 +14,11 @@ import (
 // Sample is one version's traffic over a window: exact request and error
 // counts and a latency sketch.
 //
-// Errors are requests that failed because of the target: a 5xx status from
-// the target, a connect failure, a connection reset, an upstream timeout, or
-// a 502/504 the proxy answered because of one of those. A client that cancels
-// its own request is not an error (it is recorded with code 499), nor is a
-// 4xx, a 413 for an oversized body or a 503 because no target exists.
+// Requests are the requests the version served (any status a target
+// answered with, or the 502/504 of a target's failure, or a client that left
+// before the response ended); Errors those that failed because of the target.
+// outcome.go says, in one place, which outcome counts where: a client's
+// broken request (400, 408, 413) and a 503 for want of a target are neither.
 //
 // Latency is a DDSketch of request durations in SECONDS with 1.5% relative
 // accuracy (logarithmic mapping, gamma ≈ 1.0305), mergeable with MergeWith
