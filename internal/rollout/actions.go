@@ -1,5 +1,7 @@
 package rollout
 
+import "time"
+
 // Action is an output of Machine.Step, executed by the runner in order after
 // the new State has been persisted.
 type Action interface{ actionName() string }
@@ -56,6 +58,27 @@ type Finished struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
+// RunHook asks the runner to run a hook asynchronously and answer with a
+// HookDone naming the same Rollout, Step and Attempt. Deadline is when the
+// machine gives up on it (the runner should stop it by then).
+type RunHook struct {
+	Rollout  uint64    `json:"rollout"`
+	Step     int       `json:"step"`
+	Attempt  int       `json:"attempt"`
+	Name     string    `json:"name"`
+	Deadline time.Time `json:"deadline,omitempty"`
+}
+
+// OpenGate asks the runner to wait, asynchronously, for the named gate (a
+// confirm-* webhook, polled) and answer with a GateAnswered.
+type OpenGate struct {
+	Rollout  uint64    `json:"rollout"`
+	Step     int       `json:"step"`
+	Attempt  int       `json:"attempt"`
+	Name     string    `json:"name"`
+	Deadline time.Time `json:"deadline,omitempty"`
+}
+
 func (SetWeights) actionName() string      { return "set-weights" }
 func (RegisterVersion) actionName() string { return "register-version" }
 func (RetireVersion) actionName() string   { return "retire-version" }
@@ -64,6 +87,8 @@ func (StopAnalysis) actionName() string    { return "stop-analysis" }
 func (Notify) actionName() string          { return "notify" }
 func (RecordHistory) actionName() string   { return "record-history" }
 func (Finished) actionName() string        { return "finished" }
+func (RunHook) actionName() string         { return "run-hook" }
+func (OpenGate) actionName() string        { return "open-gate" }
 
 // ActionName is the short name of an action, for logs.
 func ActionName(a Action) string { return a.actionName() }

@@ -68,6 +68,18 @@ func (t *txn) apply(e Event) error {
 	case *RouterFailed:
 		t.routerFailed(*e)
 		return nil
+	case HookDone:
+		t.hookDone(e)
+		return nil
+	case *HookDone:
+		t.hookDone(*e)
+		return nil
+	case GateAnswered:
+		t.gateAnswered(e)
+		return nil
+	case *GateAnswered:
+		t.gateAnswered(*e)
+		return nil
 	}
 	return fmt.Errorf("rollout: unknown event %T", e)
 }
@@ -119,6 +131,9 @@ func (t *txn) promote(e Promote) error {
 	st := r.Steps[min(r.StepIndex, len(r.Steps)-1)]
 	switch st.Kind {
 	case StepPause, StepGate, StepBake:
+	case StepHook:
+		return fmt.Errorf("promote: %w: step %d/%d runs hook %s; use promote --full to skip it",
+			ErrCannotPromote, r.StepIndex+1, len(r.Steps), st.Name)
 	case StepHealthGate:
 		h := t.s.Health[r.Version]
 		return fmt.Errorf("promote: %w: step %d/%d waits for every target of %s to be healthy (%d/%d); use promote --full to override",
@@ -310,6 +325,66 @@ func (t *txn) routerFailed(e RouterFailed) {
 	t.s.RouterError = e.Error
 	if first {
 		t.record("router-failed", "", "router failed to apply "+FormatWeights(e.Weights)+": "+e.Error, true)
+	}
+}
+
+// current returns the pending action that a result names, or nil when the
+// result is stale: for another rollout, step or attempt, or already in.
+func (t *txn) current(id uint64, step, attempt int) *Pending {
+	r := t.s.Rollout
+	if r == nil || r.ID != id || r.Pending == nil {
+		return nil
+	}
+	if p := r.Pending; p.Step == step && p.Attempt == attempt && !p.Done {
+		return p
+	}
+	return nil
+}
+
+// finishPending records the result of r's pending action (copied: the
+// caller's State shares the old one).
+func (t *txn) finishPending(ok bool) {
+	r := t.s.Rollout
+	p := *r.Pending
+	p.Done, p.OK = true, ok
+	r.Pending = &p
+}
+
+func (t *txn) hookDone(e HookDone) {
+	p := t.current(e.Rollout, e.Step, e.Attempt)
+	if p == nil || p.Kind != StepHook {
+		return // stale: the rollout, step or attempt it ran for is over
+	}
+	t.finishPending(e.Err == "")
+	msg := fmt.Sprintf("hook %s succeeded", p.Name)
+	if e.Err != "" {
+		msg = fmt.Sprintf("hook %s failed: %s", p.Name, e.Err)
+	}
+	if e.Output != "" {
+		msg += "; output: " + e.Output
+	}
+	t.record("hook", "", msg, true)
+	if e.Err != "" {
+		t.end(ResultRolledBack, fmt.Sprintf("hook %s failed: %s", p.Name, e.Err), "")
+	}
+}
+
+func (t *txn) gateAnswered(e GateAnswered) {
+	p := t.current(e.Rollout, e.Step, e.Attempt)
+	if p == nil || p.Kind != StepGate {
+		return
+	}
+	t.finishPending(e.Open)
+	msg := fmt.Sprintf("gate %s opened", p.Name)
+	if !e.Open {
+		msg = fmt.Sprintf("gate %s refused", p.Name)
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	t.record("gate", "", msg, true)
+	if !e.Open {
+		t.end(ResultRolledBack, msg, "")
 	}
 }
 

@@ -21,7 +21,12 @@ func StepDescription(st Step) string {
 		}
 		return "pause " + st.Duration.String()
 	case StepGate:
+		if st.Name != "" {
+			return "gate " + st.Name
+		}
 		return "gate (wait for promote)"
+	case StepHook:
+		return "hook " + st.Name
 	case StepSwitch:
 		return "switch"
 	case StepBake:
@@ -64,9 +69,14 @@ func (s State) Describe(now time.Time) string {
 		case st.Duration > 0:
 			wait = left.Round(time.Second).String() + " left"
 		}
-	case StepGate:
-		if r.StepPromoted && r.Analysis {
+	case StepGate, StepHook:
+		switch p := r.Pending; {
+		case r.StepPromoted && r.Analysis, p != nil && p.Done && p.OK && r.Analysis:
 			wait = "waiting for analysis"
+		case p != nil && !p.Done && !p.Deadline.IsZero():
+			wait = "running, " + max(p.Deadline.Sub(now), 0).Round(time.Second).String() + " left"
+		case p != nil && !p.Done:
+			wait = "running"
 		}
 	case StepSwitch:
 		if r.Analysis {
@@ -102,6 +112,9 @@ func (s State) Next(now time.Time) time.Time {
 		case (st.Kind == StepPause || st.Kind == StepBake) && st.Duration > 0:
 			earliest(r.StepStartedAt.Add(st.Duration))
 		}
+	}
+	if r := s.Rollout; r != nil && r.Pending != nil && !r.Pending.Done {
+		earliest(r.Pending.Deadline)
 	}
 	if s.Previous != "" {
 		earliest(s.PreviousUntil)

@@ -284,6 +284,12 @@ func (t *txn) timers() {
 		t.end(ResultRolledBack, fmt.Sprintf("version %s: %d/%d targets healthy after progressDeadline %s",
 			r.Version, h.Healthy, h.Total, t.m.progress), "")
 	}
+	// A pending hook or gate that outlives its deadline fails, even while
+	// the rollout is paused: the hook itself is not paused.
+	if r := s.Rollout; r != nil && r.Pending != nil && !r.Pending.Done && !r.Pending.Deadline.IsZero() && !t.now.Before(r.Pending.Deadline) {
+		p := r.Pending
+		t.end(ResultRolledBack, fmt.Sprintf("%s %s did not finish within %s", pendingWord(p.Kind), p.Name, p.Deadline.Sub(p.StartedAt)), "")
+	}
 	if s.Previous != "" && !t.now.Before(s.PreviousUntil) {
 		// A switched rollout may still need to switch back to Previous.
 		if r := s.Rollout; r != nil && r.Switched && r.From == s.Previous {
@@ -347,7 +353,12 @@ func (t *txn) try(r *Run, st Step) bool {
 		waited := r.StepPromoted || (st.Duration > 0 && !t.now.Before(r.StepStartedAt.Add(st.Duration)))
 		return waited && t.analysisOK(r, false)
 	case StepGate:
-		return r.StepPromoted && t.analysisOK(r, false)
+		if r.StepPromoted {
+			return t.analysisOK(r, false) // a person may open any gate
+		}
+		return st.Name != "" && t.async(r, st) && t.analysisOK(r, false)
+	case StepHook:
+		return t.async(r, st)
 	case StepSwitch:
 		if !t.analysisOK(r, false) {
 			return false
@@ -358,7 +369,51 @@ func (t *txn) try(r *Run, st Step) bool {
 		waited := r.StepPromoted || !t.now.Before(r.StepStartedAt.Add(st.Duration))
 		return waited && t.analysisOK(r, true)
 	}
-	return true // an unknown kind from a newer version: skip it
+	// An unknown kind never gets here: State.Validate refuses it at load.
+	// Should one slip through, hold rather than skip what it meant to check.
+	return false
+}
+
+// async starts the asynchronous action of step st (a hook, a named gate)
+// once, and reports whether it has finished successfully. Its failure is
+// handled when its result arrives (hookDone, gateAnswered), its timeout by
+// timers.
+func (t *txn) async(r *Run, st Step) bool {
+	p := r.Pending
+	if p == nil || p.Step != r.StepIndex {
+		r.Attempts++
+		p = &Pending{Kind: st.Kind, Name: st.Name, Step: r.StepIndex, Attempt: r.Attempts, StartedAt: t.now}
+		if st.Timeout > 0 {
+			p.Deadline = t.now.Add(st.Timeout)
+		}
+		r.Pending = p
+		t.emitPending(r)
+		t.record(pendingWord(p.Kind), "", fmt.Sprintf("%s %s started (step %d/%d)", pendingWord(p.Kind), p.Name, r.StepIndex+1, len(r.Steps)), false)
+		return false
+	}
+	if !p.Done || !p.OK {
+		return false
+	}
+	r.Pending = nil
+	return true
+}
+
+// emitPending asks the runner to execute r's pending action.
+func (t *txn) emitPending(r *Run) {
+	p := r.Pending
+	switch p.Kind {
+	case StepHook:
+		t.emit(RunHook{Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline})
+	case StepGate:
+		t.emit(OpenGate{Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline})
+	}
+}
+
+func pendingWord(k StepKind) string {
+	if k == StepGate {
+		return "gate"
+	}
+	return "hook"
 }
 
 // analysisOK reports whether analysis lets the rollout advance.

@@ -80,6 +80,28 @@ type RouterFailed struct {
 	Error   string  `json:"error"`
 }
 
+// HookDone reports the end of a RunHook action. Err is empty when the hook
+// succeeded; Output is what it printed (bounded by the executor).
+type HookDone struct {
+	Rollout uint64 `json:"rollout"`
+	Step    int    `json:"step"`
+	Attempt int    `json:"attempt"`
+	Name    string `json:"name"`
+	Err     string `json:"err,omitempty"`
+	Output  string `json:"output,omitempty"`
+}
+
+// GateAnswered reports that an OpenGate action's gate opened (Open) or was
+// refused for good (!Open, with Message saying why).
+type GateAnswered struct {
+	Rollout uint64 `json:"rollout"`
+	Step    int    `json:"step"`
+	Attempt int    `json:"attempt"`
+	Name    string `json:"name"`
+	Open    bool   `json:"open"`
+	Message string `json:"message,omitempty"`
+}
+
 func (Deploy) eventName() string        { return "deploy" }
 func (Promote) eventName() string       { return "promote" }
 func (Pause) eventName() string         { return "pause" }
@@ -92,6 +114,8 @@ func (HealthChanged) eventName() string { return "health" }
 func (Verdict) eventName() string       { return "verdict" }
 func (RouterApplied) eventName() string { return "router-applied" }
 func (RouterFailed) eventName() string  { return "router-failed" }
+func (HookDone) eventName() string      { return "hook-done" }
+func (GateAnswered) eventName() string  { return "gate-answered" }
 
 // EventName is the short name of an event, for logs and history.
 func EventName(e Event) string { return e.eventName() }

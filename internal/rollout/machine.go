@@ -208,6 +208,11 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 	if r := t.s.Rollout; r != nil && r.Analysis {
 		t.emit(StartAnalysis{Canary: r.Version, Stable: r.From})
 	}
+	// A hook or gate that was running when the process stopped runs again
+	// (hooks must be idempotent); the runner skips one it still runs.
+	if r := t.s.Rollout; r != nil && r.Pending != nil && !r.Pending.Done {
+		t.emitPending(r)
+	}
 	return t.s, t.acts
 }
 

@@ -322,6 +322,10 @@ func (w *simWorld) trackVerdict(before State, e Event) {
 
 // check verifies the invariants of one step from before to after.
 func (w *simWorld) check(before, after State, in simInput, acts []Action) error {
+	// Every state the machine makes is one the store accepts at load.
+	if err := after.Validate(); err != nil {
+		return fmt.Errorf("state refused by Validate: %w", err)
+	}
 	// Weights: 0-100, summing to 100, naming known versions only.
 	sum := 0
 	for v, p := range after.Weights {

@@ -75,6 +75,11 @@ type Run struct {
 	// StepPromoted records a Promote for the current Pause, Gate or Bake
 	// step: its wait is over, but analysis may still hold it.
 	StepPromoted bool `json:"stepPromoted,omitempty"`
+	// Pending is the asynchronous action of the current step, if any.
+	Pending *Pending `json:"pending,omitempty"`
+	// Attempts counts the asynchronous actions started in this rollout, so
+	// every one has its own attempt number.
+	Attempts int `json:"attempts,omitempty"`
 	// Result and Reason are set when the rollout ends.
 	Result     Result    `json:"result,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
@@ -92,17 +97,47 @@ const (
 	StepSetWeight StepKind = "SetWeight"
 	// StepPause waits Duration, or for Promote when Duration is zero.
 	StepPause StepKind = "Pause"
-	// StepGate waits for Promote (blue-green manual approval).
+	// StepGate waits for Promote (blue-green manual approval) or, when
+	// Name is set, for the named gate (a confirm-* webhook) to open.
 	StepGate StepKind = "Gate"
+	// StepHook runs the named hook and waits for it to succeed within
+	// Timeout; a failure or a timeout rolls back.
+	StepHook StepKind = "Hook"
 	// StepSwitch sends 100% to the new version atomically.
 	StepSwitch StepKind = "Switch"
 	// StepBake watches the new version at 100% for Duration; failed analysis switches back.
 	StepBake StepKind = "Bake"
 )
 
+// stepKinds are the kinds this version knows; a stored state with any other
+// is refused at load (State.Validate), never skipped.
+var stepKinds = []StepKind{StepHealthGate, StepSetWeight, StepPause, StepGate, StepHook, StepSwitch, StepBake}
+
 // Step is one compiled step.
 type Step struct {
 	Kind     StepKind      `json:"kind"`
 	Weight   int           `json:"weight,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+	// Name is the hook of a Hook step, or the gate of a Gate step that
+	// waits for something other than a person.
+	Name string `json:"name,omitempty"`
+	// Timeout bounds a Hook step's run, or a named Gate's wait.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// Pending is an asynchronous action the current step started (a hook, a
+// gate's poll): the runner executes it outside the machine and reports its
+// result as an event naming the same rollout, step and attempt. Its
+// deadline is in the state, so a crash mid-action is resumed from the store
+// (the runner starts it again) and a hang is caught by a Tick.
+type Pending struct {
+	Kind      StepKind  `json:"kind"`
+	Name      string    `json:"name"`
+	Step      int       `json:"step"`
+	Attempt   int       `json:"attempt"`
+	StartedAt time.Time `json:"startedAt"`
+	Deadline  time.Time `json:"deadline,omitempty"`
+	// Done is set once the result arrived; OK says whether it succeeded.
+	Done bool `json:"done,omitempty"`
+	OK   bool `json:"ok,omitempty"`
 }

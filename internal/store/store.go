@@ -331,6 +331,11 @@ func checkLayout(path string, tx *bolt.Tx) error {
 		if err := json.Unmarshal(v, &st); err != nil {
 			return corrupt(path, fmt.Errorf("the state of service %q does not decode: %w", k, err))
 		}
+		// bbolt checksums no data pages: a value can be damaged and still
+		// decode. A state the machine could not have made stops the start.
+		if err := st.Validate(); err != nil {
+			return corrupt(path, fmt.Errorf("the state of service %q is not valid: %w", k, err))
+		}
 		return nil
 	})
 }
@@ -408,7 +413,10 @@ func (s *Store) Load(ctx context.Context, service string) (rollout.State, bool, 
 			return nil
 		}
 		found = true
-		return json.Unmarshal(v, &st)
+		if err := json.Unmarshal(v, &st); err != nil {
+			return err
+		}
+		return st.Validate()
 	})
 	if err != nil {
 		return rollout.State{}, false, fmt.Errorf("load state of %q from %s: %w", service, s.path, err)
@@ -426,6 +434,9 @@ func (s *Store) LoadAll(ctx context.Context) (map[string]rollout.State, error) {
 		return tx.Bucket(bucketStates).ForEach(func(k, v []byte) error {
 			var st rollout.State
 			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("state of %q: %w", k, err)
+			}
+			if err := st.Validate(); err != nil {
 				return fmt.Errorf("state of %q: %w", k, err)
 			}
 			out[string(k)] = st

@@ -41,6 +41,7 @@ func crashState(n int) rollout.State {
 		Phase:       rollout.PhaseProgressing,
 		Stable:      "blue",
 		Weights:     rollout.Weights{"blue": 100 - canary, "green": canary},
+		Versions:    map[string][]string{"blue": {"127.0.0.1:9001"}, "green": {"127.0.0.1:9101"}},
 		NextRollout: uint64(n),
 		// Padding makes a Save touch several pages, so a torn write
 		// would have room to show.
@@ -117,7 +118,7 @@ func TestRoundTrip(t *testing.T) {
 	if err := s.Save(ctx, "web", st); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Save(ctx, "api", rollout.State{Service: "api", Stable: "v1", Weights: rollout.Weights{"v1": 100}}); err != nil {
+	if err := s.Save(ctx, "api", rollout.State{Service: "api", Stable: "v1", Weights: rollout.Weights{"v1": 100}, Versions: map[string][]string{"v1": {"127.0.0.1:9201"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// Reopen: the data must come from the file, not from memory.
@@ -294,6 +295,15 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 		{"state that does not decode", withBolt(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketStates).Put([]byte("web"), []byte(`{"weights": "not a map"`))
 		}), `state of service "web" does not decode`},
+		{"weights that add up to 198", withBolt(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketStates).Put([]byte("web"), []byte(`{"service":"web","phase":"Stable","stable":"blue",`+
+				`"weights":{"blue":99,"green":99},"versions":{"blue":["a:1"],"green":["b:1"]}}`))
+		}), "add up to 198"},
+		{"a step kind from a newer version", withBolt(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketStates).Put([]byte("web"), []byte(`{"service":"web","phase":"Progressing","stable":"blue",`+
+				`"weights":{"blue":100},"versions":{"blue":["a:1"],"green":["b:1"]},`+
+				`"rollout":{"id":1,"version":"green","steps":[{"kind":"HealthGate"},{"kind":"Teleport"}],"stepIndex":1}}`))
+		}), `kind "Teleport", unknown to this version`},
 		{"future format version", withBolt(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(keyFormat, []byte("7"))
 		}), "format version 7, newer than this switchyard understands"},
