@@ -10,10 +10,10 @@ import (
 	"github.com/switchyard/switchyard/internal/spec"
 )
 
-// Built-in metric names.
+// Built-in metric names (defined by internal/spec).
 const (
-	MetricSuccessRate = "request-success-rate"
-	MetricDuration    = "request-duration"
+	MetricSuccessRate = spec.MetricRequestSuccessRate
+	MetricDuration    = spec.MetricRequestDuration
 )
 
 // Measurement is what the canary did over one analysis interval.

@@ -41,7 +41,7 @@ func (d *Daemon) Service(_ context.Context, name string) (admin.ServiceStatus, e
 	if !ok {
 		return admin.ServiceStatus{}, fmt.Errorf("service %q: %w", name, admin.ErrNotFound)
 	}
-	svc, st := r.snapshot()
+	svc, st := r.Snapshot()
 	return d.status(svc, st), nil
 }
 
@@ -57,7 +57,7 @@ func (d *Daemon) Command(ctx context.Context, name string, cmd rollout.Event) (a
 			return admin.ServiceStatus{}, fmt.Errorf("service %q: %w: %w", name, admin.ErrInvalid, err)
 		}
 	}
-	if err := r.submit(ctx, cmd); err != nil {
+	if err := r.Submit(ctx, cmd); err != nil {
 		return admin.ServiceStatus{}, classify(name, err)
 	}
 	return d.Service(ctx, name)

@@ -41,6 +41,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"maxweight-below-stepweight.yaml", 16, "spec.strategy.canary.maxWeight", "20", "must be at least stepWeight (30)"},
 		{"same-listen.yaml", 17, "spec.listen", `"127.0.0.1:8080"`, `service "web"`},
 		{"duplicate-service.yaml", 15, "metadata.name", `"web"`, "already defined at testdata/broken/duplicate-service.yaml:1"},
+		{"no-listen.yaml", 5, "spec.listen", "", "is required with the built-in proxy"},
 		{"second-document.yaml", 26, "spec.healthCheck.path", `"health"`, `service "api"`},
 	}
 	for _, tt := range tests {
@@ -166,7 +167,7 @@ spec:
 
 func TestValidateWithoutFile(t *testing.T) {
 	s := &Service{APIVersion: APIVersion, Kind: KindService, Metadata: Metadata{Name: "web"},
-		Spec: ServiceSpec{Versions: []Version{{Name: "a", Targets: []string{"127.0.0.1:1"}}}, Stable: "b"}}
+		Spec: ServiceSpec{Listen: "127.0.0.1:8080", Versions: []Version{{Name: "a", Targets: []string{"127.0.0.1:1"}}}, Stable: "b"}}
 	s.Default()
 	err := s.Validate()
 	want := `service "web": spec.stable is "b"; must name one of spec.versions: "a"`

@@ -30,6 +30,10 @@ const (
 	DefaultRetries                  = 2
 )
 
+// ProviderBuiltin is the metric provider of the built-in proxy's
+// measurements.
+const ProviderBuiltin = "builtin"
+
 // Default fills every unset field with its default, in place. It is the one
 // place defaults live; it is idempotent and never overrides a set value.
 // A spec without a strategy gets a blue-green strategy with autoPromote.
@@ -69,6 +73,14 @@ func (s *Service) Default() {
 	if a := sp.Analysis; a != nil {
 		setDuration(&a.Interval, DefaultAnalysisInterval)
 		setInt(&a.Threshold, DefaultAnalysisThreshold)
+		for i := range a.Metrics {
+			m := &a.Metrics[i]
+			setDuration(&m.Interval, a.Interval.Duration)
+			setString(&m.Provider, ProviderBuiltin)
+		}
+	}
+	if sp.TrafficRouter == (TrafficRouter{}) {
+		sp.TrafficRouter.Proxy = &ProxyRouter{}
 	}
 
 	setDuration(&sp.ProgressDeadline, DefaultProgressDeadline)

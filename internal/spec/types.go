@@ -73,7 +73,20 @@ type ServiceSpec struct {
 	ProgressDeadline Duration `json:"progressDeadline,omitempty"`
 	// Proxy tunes the built-in proxy for this service.
 	Proxy ProxyOptions `json:"proxy,omitempty"`
+	// TrafficRouter selects what moves this service's traffic: exactly one
+	// of its fields (default: the built-in proxy).
+	TrafficRouter TrafficRouter `json:"trafficRouter,omitempty"`
 }
+
+// TrafficRouter selects what moves a service's traffic; exactly one field
+// is set. An unknown router is a decode error.
+type TrafficRouter struct {
+	// Proxy is Switchyard's own reverse proxy, serving spec.listen (the default).
+	Proxy *ProxyRouter `json:"proxy,omitempty"`
+}
+
+// ProxyRouter selects the built-in proxy; it is tuned by spec.proxy.
+type ProxyRouter struct{}
 
 // TLS names static certificate files.
 type TLS struct {
@@ -238,6 +251,9 @@ type Metric struct {
 	// Interval is the window the metric is computed over; unset means the
 	// analysis interval.
 	Interval Duration `json:"interval,omitempty"`
+	// Provider names the metric source: "builtin" (the built-in proxy's
+	// measurements of every request, the default).
+	Provider string `json:"provider,omitempty"`
 }
 
 // ThresholdRange bounds a metric value; a nil bound is open.

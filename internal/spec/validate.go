@@ -170,6 +170,12 @@ func (v *validator) service() {
 			v.add("spec.listen", quote(sp.Listen), want)
 		}
 	}
+	switch tr := sp.TrafficRouter; {
+	case tr.Proxy == nil:
+		v.add("spec.trafficRouter", "{}", "must set one router: proxy: {} (the built-in proxy)")
+	case sp.Listen == "":
+		v.add("spec.listen", "", "is required with the built-in proxy (spec.trafficRouter.proxy); a host:port such as \"127.0.0.1:8080\" or \":8080\"")
+	}
 	if sp.TLS != nil {
 		if sp.TLS.CertFile == "" {
 			v.add("spec.tls.certFile", "", "is required when tls is set")
@@ -509,6 +515,9 @@ func (v *validator) analysis() {
 			v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be %q or %q", MetricRequestSuccessRate, MetricRequestDuration))
 		}
 		v.nonNegative(mp+".interval", m.Interval)
+		if m.Provider != ProviderBuiltin {
+			v.add(mp+".provider", quote(m.Provider), fmt.Sprintf("must be %q (the built-in proxy's measurements)", ProviderBuiltin))
+		}
 		tr := m.ThresholdRange
 		rp := mp + ".thresholdRange"
 		if tr.Min == nil && tr.Max == nil {

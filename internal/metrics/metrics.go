@@ -1,0 +1,64 @@
+// Package metrics is where analysis gets its numbers: a Source measures one
+// version's traffic over a window. The built-in proxy's one-second windows
+// are one source (adapted with WindowFunc); Prometheus and nginx's access
+// log will be others. Which source a check reads is the check's provider
+// (spec.Metric.Provider); the names and defaults live in internal/spec.
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// Sample is one version's traffic over a window: exact request and error
+// counts and a mergeable latency sketch (seconds). Latency may be nil when
+// Requests is zero.
+type Sample struct {
+	Requests int64
+	Errors   int64
+	Latency  *ddsketch.DDSketch
+}
+
+// Quantile returns the latency at quantile q (0..1), or 0 for an empty sample.
+func (s Sample) Quantile(q float64) time.Duration {
+	if s.Latency == nil || s.Latency.IsEmpty() {
+		return 0
+	}
+	v, err := s.Latency.GetValueAtQuantile(q)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(v * float64(time.Second))
+}
+
+// Source measures a version's traffic over the window of length d ending now.
+type Source interface {
+	Window(ctx context.Context, service, version string, d time.Duration) (Sample, error)
+}
+
+// WindowFunc adapts an in-process window reader (the built-in proxy's) to
+// Source; it cannot fail.
+type WindowFunc func(service, version string, d time.Duration) Sample
+
+// Window implements Source.
+func (f WindowFunc) Window(_ context.Context, service, version string, d time.Duration) (Sample, error) {
+	return f(service, version, d), nil
+}
+
+// Sources maps a provider name (spec.ProviderBuiltin, ...) to its source.
+type Sources map[string]Source
+
+// For returns the source of a provider, or an error naming the known ones.
+func (s Sources) For(provider string) (Source, error) {
+	if src, ok := s[provider]; ok {
+		return src, nil
+	}
+	known := make([]string, 0, len(s))
+	for k := range s {
+		known = append(known, k)
+	}
+	return nil, fmt.Errorf("no metric source for provider %q (known: %v)", provider, known)
+}
