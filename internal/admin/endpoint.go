@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/switchyard/switchyard/internal/statedir"
 )
 
 // Files `switchyard serve` writes into its --state-dir so the CLI on the
@@ -53,21 +55,13 @@ func EnsureToken(stateDir string) (string, error) {
 		return "", fmt.Errorf("generate admin token: %w", err)
 	}
 	tok = hex.EncodeToString(buf)
-	tmp, err := writeTemp(stateDir, TokenFile, tok+"\n")
-	if err != nil {
-		return "", fmt.Errorf("write admin token %s: %w", path, err)
-	}
-	defer os.Remove(tmp)
-	// Link, not rename: if another process created the token meanwhile,
-	// keep theirs rather than replacing a token someone may already use.
-	if err := os.Link(tmp, path); err != nil {
+	// If another process created the token meanwhile, keep theirs rather
+	// than replacing a token someone may already use.
+	if err := statedir.CreateFile(path, []byte(tok+"\n"), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readToken(path)
 		}
-		return "", fmt.Errorf("write admin token %s: %w", path, err)
-	}
-	if err := syncDir(stateDir); err != nil {
-		return "", fmt.Errorf("write admin token %s: %w", path, err)
+		return "", fmt.Errorf("admin token: %w", err)
 	}
 	return tok, nil
 }
@@ -105,16 +99,8 @@ func WriteEndpoint(stateDir, url string) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("write admin endpoint %s: %w", path, err)
 	}
-	tmp, err := writeTemp(stateDir, EndpointFile, strings.TrimSpace(url)+"\n")
-	if err != nil {
-		return fmt.Errorf("write admin endpoint %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write admin endpoint %s: %w", path, err)
-	}
-	if err := syncDir(stateDir); err != nil {
-		return fmt.Errorf("write admin endpoint %s: %w", path, err)
+	if err := statedir.WriteFile(path, []byte(strings.TrimSpace(url)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("admin endpoint: %w", err)
 	}
 	return nil
 }
@@ -222,39 +208,4 @@ func normalizeURL(u string) string {
 		u = "http://" + u
 	}
 	return strings.TrimRight(u, "/")
-}
-
-// writeTemp writes content to a new 0600 file in dir, fsynced, and returns
-// its path.
-func writeTemp(dir, name, content string) (string, error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	// CreateTemp already uses 0600; Chmod guards against an odd umask
-	// handling on exotic filesystems.
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.WriteString(content)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/switchyard/switchyard/internal/router/builtin"
 	"github.com/switchyard/switchyard/internal/runner"
 	"github.com/switchyard/switchyard/internal/spec"
+	"github.com/switchyard/switchyard/internal/statedir"
 	"github.com/switchyard/switchyard/internal/store"
 )
 
@@ -492,30 +493,5 @@ func ensureKey(path string) ([]byte, error) {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	return key, writeFileAtomic(path, key, 0o600)
-}
-
-// writeFileAtomic writes via a temporary file, fsync and rename.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return key, statedir.WriteFile(path, key, 0o600)
 }
