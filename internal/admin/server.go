@@ -21,7 +21,8 @@ import (
 	"github.com/switchyard/switchyard/internal/rollout"
 )
 
-// MaxBodyBytes is the largest request body the API reads.
+// MaxBodyBytes is the largest request body the API reads: a service file
+// at most (spec.MaxDocumentBytes), which spec.Parse bounds in nesting too.
 const MaxBodyBytes = 1 << 20
 
 // DefaultHeartbeat is how often the event stream sends a comment line to

@@ -421,3 +421,20 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 	}
 	t.Logf("%d malformed requests, %d passed verdicts", n, passed)
 }
+
+// TestApplyBoundedInput: a body built to exhaust the YAML parser is refused
+// as invalid at once, and the service keeps its configuration.
+func TestApplyBoundedInput(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	d, c, _ := startDaemon(t, doc)
+	body := "apiVersion: switchyard.dev/v1alpha1\nkind: Service\nmetadata: {name: web}\nspec:\n  stable: " +
+		strings.Repeat("[", 50000) + strings.Repeat("]", 50000)
+	_, err := c.Apply(context.Background(), []byte(body))
+	if !errors.Is(err, admin.ErrInvalid) || !strings.Contains(err.Error(), "nest at most") {
+		t.Fatalf("Apply(nested brackets) = %v, want invalid, naming the nesting limit", err)
+	}
+	if svcs := d.currentServices(); len(svcs) != 1 || svcs[0].Spec.Stable != "blue" {
+		t.Fatalf("after a refused apply: %d services, want web unchanged", len(svcs))
+	}
+}

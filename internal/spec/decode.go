@@ -22,8 +22,13 @@ import (
 // position of each field for Validate. Unknown, misspelled, wrongly-cased
 // and duplicate keys, and malformed durations, are errors naming
 // file:line:column; every such problem in the buffer is returned, joined.
-// Decode neither defaults nor validates: see Parse and LoadFiles.
+// Data larger than MaxDocumentBytes or nested deeper than MaxNesting is
+// refused before parsing. Decode neither defaults nor validates: see Parse
+// and LoadFiles.
 func Decode(file string, data []byte) ([]*Service, error) {
+	if err := checkBounds(file, data); err != nil {
+		return nil, err
+	}
 	var docs []*ast.DocumentNode
 	var errs []error
 	for _, chunk := range splitDocuments(data) {
@@ -201,8 +206,12 @@ func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
 		if s.Value == "" {
 			return
 		}
-		if _, err := time.ParseDuration(s.Value); err != nil {
+		switch d, err := time.ParseDuration(s.Value); {
+		case err != nil:
 			w.fail(pos, path, quote(s.Value), `must be a duration like "500ms", "30s", "1m" or "2h45m"`)
+		case d == 0 && strings.ContainsAny(s.Value, "123456789"):
+			// It would decode as 0, read as unset, and take the default.
+			w.fail(pos, path, quote(s.Value), "is shorter than a nanosecond; write 0 to leave it unset, or a longer duration")
 		}
 	case t.Kind() == reflect.Struct:
 		m, ok := n.(*ast.MappingNode)

@@ -317,7 +317,10 @@ func generateReference() ([]byte, error) {
 	p("```\nweb.yaml:16:11: service \"web\": spec.strategy.canary.steps[0].SetWeight: unknown field; did you mean \"setWeight\"? (keys are case-sensitive)\n")
 	p("web.yaml:18: service \"web\": spec.strategy.canary.steps[2].setWeight is 120; must be 0-100\n```\n\n")
 	p("Durations are strings with a unit: `500ms`, `30s`, `1m`, `2h45m`. A field left out\n")
-	p("(or set to its zero value) takes the default shown below.\n\n")
+	p("(or set to its zero value) takes the default shown below. Every number and duration\n")
+	p("has the range shown; a value outside it is an error, never clamped or replaced.\n")
+	p("A file (or an admin API body) is at most %d bytes, and flow collections (`[ ]`, `{ }`)\n", MaxDocumentBytes)
+	p("nest at most %d deep.\n\n", MaxNesting)
 
 	p("## Example\n\n")
 	for _, ex := range []struct{ file, intro string }{
@@ -339,7 +342,7 @@ func generateReference() ([]byte, error) {
 		}
 		p("### <a id=\"%s\"></a>`%s`\n\n", anchor(sec), title)
 		p("%s\n\n", oneLine(docs.types[sec.typ.Name()]))
-		p("| Field | Type | Default | Description |\n|---|---|---|---|\n")
+		p("| Field | Type | Default | Range | Description |\n|---|---|---|---|---|\n")
 		for _, f := range schemaFields(sec.typ) {
 			fp := join(sec.path, jsonName(f))
 			typ := typeName(f.Type)
@@ -352,7 +355,11 @@ func generateReference() ([]byte, error) {
 			if v, ok := defaults[fp]; ok {
 				def = "`" + v + "`"
 			}
-			p("| `%s` | %s | %s | %s |\n", fp, typ, def, oneLine(docs.fields[sec.typ.Name()+"."+f.Name]))
+			rng := ""
+			if r, ok := fieldRange(f); ok {
+				rng = r.String()
+			}
+			p("| `%s` | %s | %s | %s | %s |\n", fp, typ, def, rng, oneLine(docs.fields[sec.typ.Name()+"."+f.Name]))
 		}
 		p("\n")
 	}

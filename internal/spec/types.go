@@ -6,6 +6,7 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -70,7 +71,7 @@ type ServiceSpec struct {
 	Analysis *Analysis `json:"analysis,omitempty"`
 	// ProgressDeadline is how long a rollout may wait for its new version to
 	// become healthy before it is rolled back; greater than 0.
-	ProgressDeadline Duration `json:"progressDeadline,omitempty"`
+	ProgressDeadline Duration `json:"progressDeadline,omitempty" range:"1s,720h"`
 	// Proxy tunes the built-in proxy for this service.
 	Proxy ProxyOptions `json:"proxy,omitempty"`
 	// TrafficRouter selects what moves this service's traffic: exactly one
@@ -112,15 +113,15 @@ type HealthCheck struct {
 	// Path is the HTTP path requested from every target; starts with "/".
 	Path string `json:"path,omitempty"`
 	// Interval is the time between two checks of a target.
-	Interval Duration `json:"interval,omitempty"`
+	Interval Duration `json:"interval,omitempty" range:"10ms,1h"`
 	// Timeout bounds one check; less than Interval.
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitempty" range:"1ms,1h"`
 	// HealthyThreshold is how many checks in a row must pass before a
 	// target is healthy.
-	HealthyThreshold int `json:"healthyThreshold,omitempty"`
+	HealthyThreshold int `json:"healthyThreshold,omitempty" range:"1,100"`
 	// UnhealthyThreshold is how many checks in a row must fail before a
 	// target is unhealthy.
-	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
+	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty" range:"1,100"`
 	// ExpectedStatus lists acceptable status codes (100-599); empty means 200-399.
 	ExpectedStatus []int `json:"expectedStatus,omitempty"`
 	// Passive ejects a target after consecutive proxied failures.
@@ -131,10 +132,10 @@ type HealthCheck struct {
 type PassiveHealth struct {
 	// ConsecutiveFailures is how many proxied requests in a row must fail
 	// (connection error or 502-504) before the target is ejected.
-	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	ConsecutiveFailures int `json:"consecutiveFailures,omitempty" range:"1,1000"`
 	// Backoff is how long an ejected target gets no traffic before it is
 	// tried again.
-	Backoff Duration `json:"backoff,omitempty"`
+	Backoff Duration `json:"backoff,omitempty" range:"0s,24h"`
 }
 
 // Routing holds the match rules and sticky sessions of a service.
@@ -173,7 +174,7 @@ type StickySessions struct {
 	// Cookie is the name of the cookie that records the client's version.
 	Cookie string `json:"cookie"`
 	// TTL is the cookie's lifetime.
-	TTL Duration `json:"ttl,omitempty"`
+	TTL Duration `json:"ttl,omitempty" range:"1s,8760h"`
 }
 
 // Strategy is one of Canary or BlueGreen.
@@ -200,7 +201,7 @@ type Canary struct {
 	// MaxWeight is the last canary weight before promotion, with StepWeight (1-100).
 	MaxWeight int `json:"maxWeight,omitempty"`
 	// Interval is the pause after each weight change, with StepWeight or StepWeights.
-	Interval Duration `json:"interval,omitempty"`
+	Interval Duration `json:"interval,omitempty" range:"0s,24h"`
 }
 
 // Step is one canary step: exactly one field is set.
@@ -214,7 +215,7 @@ type Step struct {
 // Pause waits for Duration, or for a promote when Duration is zero.
 type Pause struct {
 	// Duration is how long to wait; zero or unset waits for `switchyard promote`.
-	Duration Duration `json:"duration,omitempty"`
+	Duration Duration `json:"duration,omitempty" range:"0s,720h"`
 }
 
 // BlueGreen prepares the new version beside the old and switches at once.
@@ -223,19 +224,19 @@ type BlueGreen struct {
 	AutoPromote *bool `json:"autoPromote,omitempty"`
 	// PreviewDuration is how long the new version is reachable only through
 	// routing rules before the switch.
-	PreviewDuration Duration `json:"previewDuration,omitempty"`
+	PreviewDuration Duration `json:"previewDuration,omitempty" range:"0s,720h"`
 	// BakeDuration is the post-switch window in which failed analysis switches back.
-	BakeDuration Duration `json:"bakeDuration,omitempty"`
+	BakeDuration Duration `json:"bakeDuration,omitempty" range:"0s,720h"`
 	// ScaleDownDelay is how long the old version stays routable for an instant rollback.
-	ScaleDownDelay Duration `json:"scaleDownDelay,omitempty"`
+	ScaleDownDelay Duration `json:"scaleDownDelay,omitempty" range:"0s,720h"`
 }
 
 // Analysis checks metrics every Interval; Threshold failed checks roll back.
 type Analysis struct {
 	// Interval is the time between two checks of every metric.
-	Interval Duration `json:"interval,omitempty"`
+	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Threshold is how many failed checks roll the rollout back (at least 1).
-	Threshold int `json:"threshold,omitempty"`
+	Threshold int `json:"threshold,omitempty" range:"1,1000"`
 	// Metrics are the checks; at least one, each name at most once.
 	Metrics []Metric `json:"metrics,omitempty"`
 }
@@ -250,7 +251,7 @@ type Metric struct {
 	ThresholdRange ThresholdRange `json:"thresholdRange"`
 	// Interval is the window the metric is computed over; unset means the
 	// analysis interval.
-	Interval Duration `json:"interval,omitempty"`
+	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Provider names the metric source: "builtin" (the built-in proxy's
 	// measurements of every request, the default).
 	Provider string `json:"provider,omitempty"`
@@ -267,31 +268,31 @@ type ThresholdRange struct {
 // ProxyOptions tunes the built-in proxy.
 type ProxyOptions struct {
 	// DrainTimeout bounds how long retired targets keep in-flight requests.
-	DrainTimeout Duration `json:"drainTimeout,omitempty"`
+	DrainTimeout Duration `json:"drainTimeout,omitempty" range:"0s,1h"`
 	// ReadHeaderTimeout bounds how long a client may take to send request
 	// headers, from its first byte, against slow clients.
-	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty" range:"100ms,10m"`
 	// IdleTimeout is how long a keep-alive client connection may wait
 	// between requests; it never applies while a response is in flight.
-	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	IdleTimeout Duration `json:"idleTimeout,omitempty" range:"1s,24h"`
 	// ReadTimeout bounds how long a client may take to send a whole request,
 	// header and body. It ends when the request is read: it never cuts a
 	// response, however long the response streams.
-	ReadTimeout Duration `json:"readTimeout,omitempty"`
+	ReadTimeout Duration `json:"readTimeout,omitempty" range:"1s,24h"`
 	// UpstreamTimeout bounds a whole exchange with a target, streamed
 	// response body included (0: none, so event streams, long downloads and
 	// WebSockets last as long as both sides keep them open).
-	UpstreamTimeout Duration `json:"upstreamTimeout,omitempty"`
+	UpstreamTimeout Duration `json:"upstreamTimeout,omitempty" range:"0s,24h"`
 	// MaxHeaderBytes limits the size of request headers.
-	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty" range:"1024,1048576"`
 	// MaxBodyBytes limits the size of a request body (0: unlimited).
-	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty" range:"0,1099511627776"`
 	// VersionHeader, when set, names a response header carrying the version
 	// that served the request (off by default).
 	VersionHeader string `json:"versionHeader,omitempty"`
 	// Retries is how many other targets of the same version an idempotent
 	// request may be retried on after a connect failure.
-	Retries *int `json:"retries,omitempty"`
+	Retries *int `json:"retries,omitempty" range:"0,3"`
 }
 
 // Duration is a time.Duration written as "30s", "1m", "2h45m".
@@ -317,6 +318,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
 		return fmt.Errorf("duration %q is not valid; use a number with a unit like \"500ms\", \"30s\", \"1m\"", s)
+	}
+	if v == 0 && strings.ContainsAny(s, "123456789") {
+		// "0.0000000001ns" parses to 0, which would then read as unset and
+		// silently take the default.
+		return fmt.Errorf("duration %q is shorter than a nanosecond; use 0 to leave it unset, or a longer duration", s)
 	}
 	d.Duration = v
 	return nil

@@ -189,7 +189,7 @@ func (v *validator) service() {
 	v.routing()
 	v.strategy()
 	v.analysis()
-	v.positive("spec.progressDeadline", sp.ProgressDeadline)
+	v.ranges()
 	v.proxy()
 }
 
@@ -320,26 +320,14 @@ func (v *validator) healthCheck() {
 	if !strings.HasPrefix(hc.Path, "/") {
 		v.add(p+".path", quote(hc.Path), "must start with \"/\", like \"/health\"")
 	}
-	v.positive(p+".interval", hc.Interval)
-	v.positive(p+".timeout", hc.Timeout)
 	if hc.Timeout.Duration > 0 && hc.Interval.Duration > 0 && hc.Timeout.Duration >= hc.Interval.Duration {
 		v.add(p+".timeout", durStr(hc.Timeout), "must be less than interval ("+durStr(hc.Interval)+")")
-	}
-	if hc.HealthyThreshold < 1 {
-		v.add(p+".healthyThreshold", strconv.Itoa(hc.HealthyThreshold), "must be at least 1")
-	}
-	if hc.UnhealthyThreshold < 1 {
-		v.add(p+".unhealthyThreshold", strconv.Itoa(hc.UnhealthyThreshold), "must be at least 1")
 	}
 	for i, c := range hc.ExpectedStatus {
 		if c < 100 || c > 599 {
 			v.add(fmt.Sprintf("%s.expectedStatus[%d]", p, i), strconv.Itoa(c), "must be an HTTP status code 100-599")
 		}
 	}
-	if hc.Passive.ConsecutiveFailures < 1 {
-		v.add(p+".passive.consecutiveFailures", strconv.Itoa(hc.Passive.ConsecutiveFailures), "must be at least 1")
-	}
-	v.nonNegative(p+".passive.backoff", hc.Passive.Backoff)
 }
 
 // isToken reports whether s is an RFC 9110 token: a valid header or cookie name.
@@ -387,7 +375,6 @@ func (v *validator) routing() {
 		if !isToken(st.Cookie) {
 			v.add("spec.routing.stickySessions.cookie", quote(st.Cookie), tokenWant)
 		}
-		v.nonNegative("spec.routing.stickySessions.ttl", st.TTL)
 	}
 	for i, src := range r.TrustedSources {
 		if _, err := netip.ParsePrefix(src); err == nil {
@@ -408,9 +395,6 @@ func (v *validator) strategy() {
 	}
 	if bg := st.BlueGreen; bg != nil {
 		const p = "spec.strategy.blueGreen"
-		v.nonNegative(p+".previewDuration", bg.PreviewDuration)
-		v.nonNegative(p+".bakeDuration", bg.BakeDuration)
-		v.nonNegative(p+".scaleDownDelay", bg.ScaleDownDelay)
 	}
 	if c := st.Canary; c != nil {
 		v.canary(c)
@@ -448,8 +432,6 @@ func (v *validator) canary(c *Canary) {
 			if w := *s.SetWeight; w < 0 || w > 100 {
 				v.add(sp+".setWeight", strconv.Itoa(w), "must be 0-100")
 			}
-		default:
-			v.nonNegative(sp+".pause.duration", s.Pause.Duration)
 		}
 	}
 	if c.Preset != "" {
@@ -495,10 +477,6 @@ func (v *validator) analysis() {
 		return
 	}
 	const p = "spec.analysis"
-	v.positive(p+".interval", a.Interval)
-	if a.Threshold < 1 {
-		v.add(p+".threshold", strconv.Itoa(a.Threshold), "must be at least 1")
-	}
 	if len(a.Metrics) == 0 {
 		v.add(p+".metrics", "", fmt.Sprintf("needs at least one metric (%s or %s)", MetricRequestSuccessRate, MetricRequestDuration))
 	}
@@ -514,7 +492,6 @@ func (v *validator) analysis() {
 		default:
 			v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be %q or %q", MetricRequestSuccessRate, MetricRequestDuration))
 		}
-		v.nonNegative(mp+".interval", m.Interval)
 		if m.Provider != ProviderBuiltin {
 			v.add(mp+".provider", quote(m.Provider), fmt.Sprintf("must be %q (the built-in proxy's measurements)", ProviderBuiltin))
 		}
@@ -554,20 +531,6 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 func (v *validator) proxy() {
 	px := &v.s.Spec.Proxy
 	const p = "spec.proxy"
-	v.nonNegative(p+".drainTimeout", px.DrainTimeout)
-	v.nonNegative(p+".readHeaderTimeout", px.ReadHeaderTimeout)
-	v.nonNegative(p+".idleTimeout", px.IdleTimeout)
-	v.nonNegative(p+".readTimeout", px.ReadTimeout)
-	v.nonNegative(p+".upstreamTimeout", px.UpstreamTimeout)
-	if px.MaxHeaderBytes < 0 {
-		v.add(p+".maxHeaderBytes", strconv.Itoa(px.MaxHeaderBytes), "must not be negative")
-	}
-	if px.MaxBodyBytes < 0 {
-		v.add(p+".maxBodyBytes", strconv.FormatInt(px.MaxBodyBytes, 10), "must not be negative (0 means unlimited)")
-	}
-	if px.Retries != nil && *px.Retries < 0 {
-		v.add(p+".retries", strconv.Itoa(*px.Retries), "must not be negative")
-	}
 	if px.VersionHeader != "" && !isToken(px.VersionHeader) {
 		v.add(p+".versionHeader", quote(px.VersionHeader), tokenWant)
 	}
