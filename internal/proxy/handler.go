@@ -251,6 +251,9 @@ func fillRequestID(b *[32]byte) {
 // X-Forwarded-* are set by httputil.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.Out.Context())
+	// The hand-off mark is the fast path's note to net/http, not the
+	// client's: the target must not see it (the fast path drops it too).
+	delete(pr.Out.Header, handoffHeader)
 	pr.Out.URL.Scheme = st.target.scheme
 	pr.Out.URL.Host = st.target.host
 	pr.SetXForwarded()
