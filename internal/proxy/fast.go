@@ -225,7 +225,7 @@ func (f *fastReq) release() {
 // stream's Close finishes the request.
 func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 	ctx := f.ctx
-	replay := fastReplayable(&ctx.Request)
+	replay := replayable((*fastResend)(&ctx.Request))
 	for attempt := 0; ; attempt++ {
 		t := f.target
 		streamed, err := p.exchangeFast(f, replay)
@@ -244,7 +244,7 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 		}
 		p.passiveFailure(t, f.tbl.health, err.Error())
 		timeout := isTimeout(err)
-		if !timeout && fastRetryable(&ctx.Request) && attempt < f.tbl.retries && f.ntried < len(f.tried) {
+		if retryable((*fastResend)(&ctx.Request), err) && attempt < f.tbl.retries && f.ntried < len(f.tried) {
 			if next := f.ver.pick(time.Now().UnixNano(), f.tried[:f.ntried]); next != nil {
 				t.inflight.Add(-1)
 				next.inflight.Add(1)
@@ -264,31 +264,6 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 		f.decorate()
 		return false
 	}
-}
-
-// fastReplayable is replayable for a fasthttp request.
-func fastReplayable(req *fasthttp.Request) bool {
-	if len(req.Body()) > 0 {
-		return false
-	}
-	switch string(req.Header.Method()) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return len(req.Header.Peek("Idempotency-Key")) > 0 || len(req.Header.Peek("X-Idempotency-Key")) > 0
-}
-
-// fastRetryable is retryable's rule on the request: no body, and an
-// idempotent method or an Idempotency-Key.
-func fastRetryable(req *fasthttp.Request) bool {
-	if len(req.Body()) > 0 {
-		return false
-	}
-	switch string(req.Header.Method()) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return len(req.Header.Peek("Idempotency-Key")) > 0
 }
 
 // exchangeFast sends the request on a pooled connection to f.target and

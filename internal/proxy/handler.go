@@ -288,7 +288,7 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err // the client broke its body: not the target's failure
 		}
 		p.passiveFailure(t, st.tbl.health, err.Error())
-		if attempt >= st.tbl.retries || st.ntried >= len(st.tried) || !retryable(req, err) {
+		if attempt >= st.tbl.retries || st.ntried >= len(st.tried) || !retryable((*httpResend)(req), err) {
 			return nil, err
 		}
 		next := st.ver.pick(time.Now().UnixNano(), st.tried[:st.ntried])
@@ -312,27 +312,6 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// retryable reports whether a failed attempt may be repeated elsewhere:
-// an idempotent method (or an Idempotency-Key), no request body (the
-// transport has consumed and closed it), and a transport error that is not
-// a timeout of the whole request.
-func retryable(req *http.Request, err error) bool {
-	if req.Body != nil && req.Body != http.NoBody {
-		return false
-	}
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
-		if req.Header.Get("Idempotency-Key") == "" {
-			return false
-		}
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	return true
-}
 
 // modifyResponse records the target's status and feeds passive health.
 func (p *Proxy) modifyResponse(res *http.Response) error {
