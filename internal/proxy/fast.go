@@ -27,28 +27,20 @@ type fastReq struct {
 	ctx    *fasthttp.RequestCtx
 	cookie *http.Cookie
 
-	tbl    *table
-	ver    *version
-	target *target
-	tried  [4]*target
-	ntried int
-	start  time.Time
-	code   int
-	failed bool
-	newID  bool
-	id     [32]byte
+	proxied
+	newID bool
+	id    [32]byte
 	// scratch formats numbers and addresses for the upstream request (a
 	// stack array would escape through bufio.Writer.Write).
 	scratch [64]byte
 
 	// A streamed response body.
-	pc       *upConn
-	body     io.Reader
-	lim      io.LimitedReader // body of a known length
-	chunked  *bufio.Reader    // non-nil when the body is chunked: trailers follow it
-	reuse    bool
-	eof      bool
-	headerAt time.Time
+	pc      *upConn
+	body    io.Reader
+	lim     io.LimitedReader // body of a known length
+	chunked *bufio.Reader    // non-nil when the body is chunked: trailers follow it
+	reuse   bool
+	eof     bool
 
 	cw *clientWatch // kept across uses
 }
@@ -176,9 +168,7 @@ func (p *Proxy) serveFast(svc *service, ctx *fasthttp.RequestCtx) bool {
 		f.release()
 		return true
 	}
-	f.ver, f.target = v, t
-	f.tried[0], f.ntried = t, 1
-	t.inflight.Add(1)
+	f.begin(tbl, v, t, start)
 	if p.forwardFast(f) {
 		return true // the body stream finishes the request
 	}
@@ -200,12 +190,7 @@ func (f *fastReq) decorate() {
 
 // finish records the request and returns f to the pool.
 func (f *fastReq) finish() {
-	f.target.inflight.Add(-1)
-	code := f.code
-	if code == 0 {
-		code = http.StatusBadGateway
-	}
-	f.p.recordUntil(f.ver, f.start, f.headerAt, code, f.failed)
+	f.end(f.p, false)
 	f.release()
 }
 
@@ -244,14 +229,8 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 		}
 		p.passiveFailure(t, f.tbl.health, err.Error())
 		timeout := isTimeout(err)
-		if retryable((*fastResend)(&ctx.Request), err) && attempt < f.tbl.retries && f.ntried < len(f.tried) {
-			if next := f.ver.pick(time.Now().UnixNano(), f.tried[:f.ntried]); next != nil {
-				t.inflight.Add(-1)
-				next.inflight.Add(1)
-				f.target = next
-				f.tried[f.ntried] = next
-				f.ntried++
-				p.log.Debug("retrying on another target", "service", f.ver.service, "version", f.ver.name, "target", next.addr, "error", err)
+		if retryable((*fastResend)(&ctx.Request), err) {
+			if f.retryTarget(p, attempt, err) != nil {
 				continue
 			}
 		}

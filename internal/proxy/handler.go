@@ -22,23 +22,13 @@ const StatusClientClosedRequest = 499
 // outgoing request's context) so Rewrite, the retrying RoundTripper,
 // ModifyResponse and ErrorHandler share it. Pooled.
 type reqState struct {
-	tbl     *table
-	ver     *version
-	target  *target
-	tried   [4]*target
-	ntried  int
-	inCtx   context.Context
-	start   time.Time
-	code    int
-	failure bool
+	proxied
+	inCtx context.Context
 	// body is the request body being forwarded (nil without one); a read
 	// error in it makes the outcome the client's (outcome.go).
 	body *clientBody
 	// clientFault is set once the outcome is the client's.
 	clientFault bool
-	// headerAt is set for WebSockets and event streams: their latency is the
-	// time to the response header, not the life of the stream.
-	headerAt time.Time
 
 	hv httpView // the request as routing sees it, while routing
 }
@@ -157,10 +147,8 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		r.Body = body
 	}
 
-	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context(), start: start, body: body}
-	st.tried[0] = t
-	st.ntried = 1
-	t.inflight.Add(1)
+	*st = reqState{inCtx: r.Context(), body: body}
+	st.begin(tbl, v, t, start)
 	slot, _ := r.Context().Value(stateKey{}).(*connSlot)
 	if slot != nil && r.ProtoMajor == 1 && tbl.upstreamTimeout <= 0 {
 		slot.st = st
@@ -176,25 +164,16 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	}
 	defer func() {
 		pv := recover()
-		st.target.inflight.Add(-1)
-		code, failed := st.code, st.failure
 		if pv != nil {
 			// ReverseProxy panics with http.ErrAbortHandler when the target
 			// broke the response mid-body: a reset after the status line.
 			if st.inCtx.Err() == nil {
-				failed = true
+				st.failed = true
 			} else {
-				code = StatusClientClosedRequest
+				st.code = StatusClientClosedRequest
 			}
 		}
-		if code == 0 {
-			code = http.StatusBadGateway
-		}
-		if st.clientFault {
-			p.countOnly(st.ver, code)
-		} else {
-			p.recordUntil(st.ver, start, st.headerAt, code, failed)
-		}
+		st.end(p, st.clientFault)
 		if slot != nil {
 			slot.st = nil
 		}
@@ -288,24 +267,18 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err // the client broke its body: not the target's failure
 		}
 		p.passiveFailure(t, st.tbl.health, err.Error())
-		if attempt >= st.tbl.retries || st.ntried >= len(st.tried) || !retryable((*httpResend)(req), err) {
+		if !retryable((*httpResend)(req), err) {
 			return nil, err
 		}
-		next := st.ver.pick(time.Now().UnixNano(), st.tried[:st.ntried])
+		next := st.retryTarget(p, attempt, err)
 		if next == nil {
 			return nil, err
 		}
-		t.inflight.Add(-1)
-		next.inflight.Add(1)
-		st.target = next
-		st.tried[st.ntried] = next
-		st.ntried++
 		r2 := *req
 		u := *req.URL
 		u.Scheme, u.Host = next.scheme, next.host
 		r2.URL = &u
 		out = &r2
-		p.log.Debug("retrying on another target", "service", st.ver.service, "version", st.ver.name, "target", next.addr, "error", err)
 	}
 }
 
@@ -329,7 +302,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		st.headerAt = time.Now()
 	}
-	st.failure = p.observeStatus(st.target, st.tbl.health, res.StatusCode)
+	st.failed = p.observeStatus(st.target, st.tbl.health, res.StatusCode)
 	return nil
 }
 
@@ -368,7 +341,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		code = http.StatusGatewayTimeout
 	}
 	if st != nil {
-		st.code, st.failure = code, failed
+		st.code, st.failed = code, failed
 	}
 	if code != StatusClientClosedRequest {
 		p.log.Debug("proxy error", "error", err, "status", code, "client", fault != nil)
