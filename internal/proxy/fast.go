@@ -221,25 +221,22 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 			return streamed
 		}
 		ctx.Response.Reset()
-		if f.clientGone() {
-			f.code, f.failed = StatusClientClosedRequest, false
-			ctx.SetStatusCode(StatusClientClosedRequest)
-			ctx.SetConnectionClose()
-			return false
-		}
-		p.passiveFailure(t, f.tbl.health, err.Error())
-		timeout := isTimeout(err)
-		if retryable((*fastResend)(&ctx.Request), err) {
-			if f.retryTarget(p, attempt, err) != nil {
+		gone := f.clientGone()
+		if !gone {
+			p.passiveFailure(t, f.tbl.health, err.Error())
+			if retryable((*fastResend)(&ctx.Request), err) && f.retryTarget(p, attempt, err) != nil {
 				continue
 			}
 		}
-		f.code, f.failed = http.StatusBadGateway, true
-		if timeout {
-			f.code = http.StatusGatewayTimeout
+		// No client body fault here: fasthttp read the body whole before
+		// the handler ran, and answered a broken one itself.
+		f.code, f.failed = transportOutcome(err, gone, nil)
+		ctx.SetStatusCode(f.code)
+		if gone {
+			ctx.SetConnectionClose()
+			return false
 		}
 		p.log.Debug("proxy error", "error", err, "status", f.code)
-		ctx.SetStatusCode(f.code)
 		f.decorate()
 		return false
 	}

@@ -34,13 +34,9 @@ func (s *fastStream) Read(b []byte) (int, error) {
 		}
 	}
 	if err != nil {
-		if f.clientGone() {
-			f.code, f.failed = StatusClientClosedRequest, false
-		} else {
-			// The target broke the response after its header: an error of
-			// the version, as when ReverseProxy aborts the handler.
-			f.failed = true
-		}
+		// The target broke the response after its header, as when
+		// ReverseProxy aborts the handler.
+		f.code, f.failed = brokenOutcome(f.code, f.clientGone())
 	}
 	return n, err
 }

@@ -167,11 +167,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		if pv != nil {
 			// ReverseProxy panics with http.ErrAbortHandler when the target
 			// broke the response mid-body: a reset after the status line.
-			if st.inCtx.Err() == nil {
-				st.failed = true
-			} else {
-				st.code = StatusClientClosedRequest
-			}
+			st.code, st.failed = brokenOutcome(st.code, st.inCtx.Err() != nil)
 		}
 		st.end(p, st.clientFault)
 		if slot != nil {
@@ -322,23 +318,17 @@ func (p *Proxy) observeStatus(t *target, cfg *healthConfig, code int) bool {
 // errorHandler answers when no response came from the target.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
-	code := http.StatusBadGateway
-	failed := true
 	var fault error
+	gone := false
 	if st != nil {
-		fault = st.body.fault()
+		fault, gone = st.body.fault(), st.inCtx.Err() != nil
 	}
-	switch {
-	case fault != nil:
-		code, failed = clientFaultStatus(fault, st.inCtx), false
+	code, failed := transportOutcome(err, gone, fault)
+	if fault != nil {
 		st.clientFault = true
 		// The rest of the body cannot be framed: no next request on this
 		// connection.
 		w.Header().Set("Connection", "close")
-	case st != nil && st.inCtx.Err() != nil:
-		code, failed = StatusClientClosedRequest, false
-	case isTimeout(err):
-		code = http.StatusGatewayTimeout
 	}
 	if st != nil {
 		st.code, st.failed = code, failed
