@@ -132,43 +132,30 @@ func (l *listener) serveFast(ctx *fasthttp.RequestCtx) {
 func (p *Proxy) serveFast(svc *service, ctx *fasthttp.RequestCtx) bool {
 	start := time.Now()
 	tbl := svc.table.Load()
-	if tbl == nil || tbl.stable == nil && len(tbl.picks) == 0 {
-		ctx.Error("no route", http.StatusServiceUnavailable)
-		return true
-	}
-	for _, v := range tbl.versions {
-		if !v.plainHTTP.Load() {
-			return false
-		}
-	}
 	f := p.fastReqs.Get().(*fastReq)
 	f.p, f.ctx, f.tbl, f.start = p, ctx, tbl, start
-	v, t := tbl.route(f, start)
-	if t == nil {
-		p.countOnly(v, http.StatusServiceUnavailable)
-		ctx.Error("no target", http.StatusServiceUnavailable)
+	h := &ctx.Request.Header
+	a := p.admit(tbl, f, int64(h.ContentLength()), start, true)
+	switch {
+	case a.netHTTP:
+		f.release()
+		return false
+	case a.status != 0:
+		ctx.Error(a.reason, a.status)
+		if a.status == http.StatusRequestEntityTooLarge {
+			ctx.SetConnectionClose() // as net/http does, whose body is unread
+
+			f.ver = a.ver
+			f.decorate()
+		}
 		f.release()
 		return true
 	}
-	if t.scheme != "http" || t.h2c {
-		f.release()
-		return false // a target changed since the check above
-	}
-	h := &ctx.Request.Header
-	if id := h.Peek("X-Request-Id"); len(id) == 0 {
+	if a.newID {
 		f.newID = true
 		fillRequestID(&f.id)
 	}
-	if tbl.maxBody > 0 && int64(h.ContentLength()) > tbl.maxBody {
-		p.countOnly(v, http.StatusRequestEntityTooLarge)
-		ctx.Error("request body too large", http.StatusRequestEntityTooLarge)
-		ctx.SetConnectionClose()
-		f.ver = v
-		f.decorate()
-		f.release()
-		return true
-	}
-	f.begin(tbl, v, t, start)
+	f.begin(tbl, a.ver, a.target, start)
 	if p.forwardFast(f) {
 		return true // the body stream finishes the request
 	}

@@ -109,37 +109,31 @@ func (bp *bufferPool) Put(b []byte) {
 func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	tbl := svc.table.Load()
-	if tbl == nil || tbl.stable == nil && len(tbl.picks) == 0 {
-		http.Error(w, "no route", http.StatusServiceUnavailable)
-		return
-	}
-	if id := r.Header["X-Request-Id"]; len(id) == 0 || id[0] == "" {
-		r.Header["X-Request-Id"] = newRequestID()
-	}
 	st := p.states.Get().(*reqState)
 	st.hv = httpView{w: w, r: r}
-	v, t := tbl.route(&st.hv, start)
+	a := p.admit(tbl, &st.hv, r.ContentLength, start, false)
 	st.hv = httpView{}
-	if t == nil {
+	if a.status != 0 {
 		p.states.Put(st)
-		p.countOnly(v, http.StatusServiceUnavailable)
-		http.Error(w, "no target", http.StatusServiceUnavailable)
+		if a.status == http.StatusRequestEntityTooLarge {
+			if tbl.versionHeader != "" {
+				w.Header()[tbl.versionHeader] = []string{a.ver.name}
+			}
+			// The unread body cannot be skipped: no next request here.
+			w.Header().Set("Connection", "close")
+		}
+		http.Error(w, a.reason, a.status)
 		return
+	}
+	v, t := a.ver, a.target
+	if a.newID {
+		r.Header["X-Request-Id"] = newRequestID()
 	}
 	if tbl.versionHeader != "" {
 		w.Header()[tbl.versionHeader] = []string{v.name}
 	}
-	if tbl.maxBody > 0 {
-		if r.ContentLength > tbl.maxBody {
-			p.states.Put(st)
-			p.countOnly(v, http.StatusRequestEntityTooLarge)
-			w.Header().Set("Connection", "close")
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, tbl.maxBody)
-		}
+	if tbl.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, tbl.maxBody)
 	}
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
