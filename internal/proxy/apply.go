@@ -62,6 +62,10 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 			continue
 		}
 		listens[sp.Listen] = name
+		if err := checkDefaulted(&sp.Proxy); err != nil {
+			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
+			continue
+		}
 		comp, err := compileSpec(name, sp, p.stickyKey)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
@@ -174,11 +178,38 @@ func (p *Proxy) listenerFor(key string) *listener {
 	return nil
 }
 
+// drainOf is how long a retired listener's requests may take to finish: its
+// service's drainTimeout. A listener that never served a service has none.
 func drainOf(s *service) time.Duration {
-	if s != nil && s.spec.Proxy.DrainTimeout.Duration > 0 {
-		return s.spec.Proxy.DrainTimeout.Duration
+	if s == nil {
+		return 0
 	}
-	return spec.DefaultDrainTimeout
+	return s.spec.Proxy.DrainTimeout.Duration
+}
+
+// checkDefaulted refuses proxy settings that spec.Default would have set:
+// the proxy reads the spec as defaulted and never re-defaults, and a zero
+// here would be unsafe rather than a choice (no header timeout is the
+// slowloris hole; no drain time cuts every request at a reload; no header
+// limit means 4 KiB on the fast path but 1 MiB on net/http).
+func checkDefaulted(o *spec.ProxyOptions) error {
+	var errs []error
+	need := func(ok bool, field string, v, def any) {
+		if !ok {
+			errs = append(errs, &spec.FieldError{
+				Path: "spec.proxy." + field, Value: fmt.Sprint(v),
+				Want: fmt.Sprintf("must be greater than 0 (spec.Default sets %v)", def),
+			})
+		}
+	}
+	need(o.ReadHeaderTimeout.Duration > 0, "readHeaderTimeout", o.ReadHeaderTimeout.Duration, spec.DefaultReadHeaderTimeout)
+	need(o.IdleTimeout.Duration > 0, "idleTimeout", o.IdleTimeout.Duration, spec.DefaultIdleTimeout)
+	need(o.DrainTimeout.Duration > 0, "drainTimeout", o.DrainTimeout.Duration, spec.DefaultDrainTimeout)
+	need(o.MaxHeaderBytes > 0, "maxHeaderBytes", o.MaxHeaderBytes, spec.DefaultMaxHeaderBytes)
+	if o.Retries == nil {
+		errs = append(errs, &spec.FieldError{Path: "spec.proxy.retries", Want: fmt.Sprintf("is unset (spec.Default sets %d)", spec.DefaultRetries)})
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Proxy) commitService(pl *plan) {

@@ -26,27 +26,17 @@ type serverConfig struct {
 	maxHeaderBytes    int
 }
 
+// newServerConfig reads a spec's server settings as spec.Default left them;
+// Apply has refused a spec without them (checkDefaulted).
 func newServerConfig(sp *spec.ServiceSpec) serverConfig {
 	o := sp.Proxy
-	c := serverConfig{
+	return serverConfig{
 		tls:               sp.TLS != nil,
 		readHeaderTimeout: o.ReadHeaderTimeout.Duration,
 		idleTimeout:       o.IdleTimeout.Duration,
 		readTimeout:       o.ReadTimeout.Duration,
 		maxHeaderBytes:    o.MaxHeaderBytes,
 	}
-	// Never run without a header timeout, even if defaulting was skipped:
-	// that is the slowloris hole.
-	if c.readHeaderTimeout <= 0 {
-		c.readHeaderTimeout = spec.DefaultReadHeaderTimeout
-	}
-	if c.idleTimeout <= 0 {
-		c.idleTimeout = spec.DefaultIdleTimeout
-	}
-	if c.maxHeaderBytes <= 0 {
-		c.maxHeaderBytes = spec.DefaultMaxHeaderBytes
-	}
-	return c
 }
 
 // listener is the servers of one socket: an http.Server and, on a plain

@@ -348,9 +348,6 @@ func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed 
 func (p *Proxy) retire(s *service, t *target) {
 	t.stopHealth()
 	drain := s.spec.Proxy.DrainTimeout.Duration
-	if drain <= 0 {
-		drain = spec.DefaultDrainTimeout
-	}
 	p.wg.Go(func() {
 		deadline := time.NewTimer(drain)
 		defer deadline.Stop()
