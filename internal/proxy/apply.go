@@ -15,7 +15,7 @@ import (
 type plan struct {
 	in     *spec.Service
 	comp   *compiled
-	parsed map[string][]parsedTarget
+	parsed map[string][]spec.Target
 	cert   *tls.Certificate
 	lis    *listener
 	newLis bool
@@ -42,7 +42,7 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 			continue
 		}
 		name := in.Metadata.Name
-		pl := &plan{in: in, parsed: make(map[string][]parsedTarget)}
+		pl := &plan{in: in, parsed: make(map[string][]spec.Target)}
 		switch {
 		case name == "":
 			errs = append(errs, errors.New("a service has no metadata.name"))
