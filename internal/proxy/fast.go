@@ -3,14 +3,12 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -22,14 +20,6 @@ import (
 // (chunked, event streams) are streamed to the client as they arrive.
 const maxFastResponse = 64 << 10
 
-// watchEvery is how often the fast path checks, while it waits for a
-// target, whether the client is still there (net/http does it with a
-// background read per request; a client that left cancels the upstream
-// request and is recorded as 499).
-const watchEvery = 200 * time.Millisecond
-
-var errClientGone = errors.New("client closed the connection")
-
 // fastReq is one request on the fast path, pooled. It is what routing sees
 // (request) and, for streamed responses, the body the client is sent.
 type fastReq struct {
@@ -37,40 +27,22 @@ type fastReq struct {
 	ctx    *fasthttp.RequestCtx
 	cookie *http.Cookie
 
-	tbl    *table
-	ver    *version
-	target *target
-	tried  [4]*target
-	ntried int
-	start  time.Time
-	code   int
-	failed bool
-	newID  bool
-	id     [32]byte
+	proxied
+	newID bool
+	id    [32]byte
 	// scratch formats numbers and addresses for the upstream request (a
 	// stack array would escape through bufio.Writer.Write).
 	scratch [64]byte
 
 	// A streamed response body.
-	pc       *upConn
-	body     io.Reader
-	lim      io.LimitedReader // body of a known length
-	chunked  *bufio.Reader    // non-nil when the body is chunked: trailers follow it
-	reuse    bool
-	eof      bool
-	headerAt time.Time
+	pc      *upConn
+	body    io.Reader
+	lim     io.LimitedReader // body of a known length
+	chunked *bufio.Reader    // non-nil when the body is chunked: trailers follow it
+	reuse   bool
+	eof     bool
 
 	cw *clientWatch // kept across uses
-}
-
-// clientWatch checks, while a request waits for its target, whether the
-// client is still connected.
-type clientWatch struct {
-	mu     sync.Mutex
-	up     net.Conn
-	client net.Conn
-	gone   bool
-	timer  *time.Timer
 }
 
 // headerValue implements fieldReader.
@@ -160,45 +132,30 @@ func (l *listener) serveFast(ctx *fasthttp.RequestCtx) {
 func (p *Proxy) serveFast(svc *service, ctx *fasthttp.RequestCtx) bool {
 	start := time.Now()
 	tbl := svc.table.Load()
-	if tbl == nil || tbl.stable == nil && len(tbl.picks) == 0 {
-		ctx.Error("no route", http.StatusServiceUnavailable)
-		return true
-	}
-	for _, v := range tbl.versions {
-		if !v.plainHTTP.Load() {
-			return false
-		}
-	}
 	f := p.fastReqs.Get().(*fastReq)
 	f.p, f.ctx, f.tbl, f.start = p, ctx, tbl, start
-	v, t := tbl.route(f, start)
-	if t == nil {
-		p.countOnly(v, http.StatusServiceUnavailable)
-		ctx.Error("no target", http.StatusServiceUnavailable)
+	h := &ctx.Request.Header
+	a := p.admit(tbl, f, int64(h.ContentLength()), start, true)
+	switch {
+	case a.netHTTP:
+		f.release()
+		return false
+	case a.status != 0:
+		ctx.Error(a.reason, a.status)
+		if a.status == http.StatusRequestEntityTooLarge {
+			ctx.SetConnectionClose() // as net/http does, whose body is unread
+
+			f.ver = a.ver
+			f.decorate()
+		}
 		f.release()
 		return true
 	}
-	if t.scheme != "http" || t.h2c {
-		f.release()
-		return false // a target changed since the check above
-	}
-	h := &ctx.Request.Header
-	if id := h.Peek("X-Request-Id"); len(id) == 0 {
+	if a.newID {
 		f.newID = true
 		fillRequestID(&f.id)
 	}
-	if tbl.maxBody > 0 && int64(h.ContentLength()) > tbl.maxBody {
-		p.countOnly(v, http.StatusRequestEntityTooLarge)
-		ctx.Error("request body too large", http.StatusRequestEntityTooLarge)
-		ctx.SetConnectionClose()
-		f.ver = v
-		f.decorate()
-		f.release()
-		return true
-	}
-	f.ver, f.target = v, t
-	f.tried[0], f.ntried = t, 1
-	t.inflight.Add(1)
+	f.begin(tbl, a.ver, a.target, start)
 	if p.forwardFast(f) {
 		return true // the body stream finishes the request
 	}
@@ -220,12 +177,7 @@ func (f *fastReq) decorate() {
 
 // finish records the request and returns f to the pool.
 func (f *fastReq) finish() {
-	f.target.inflight.Add(-1)
-	code := f.code
-	if code == 0 {
-		code = http.StatusBadGateway
-	}
-	f.p.recordUntil(f.ver, f.start, f.headerAt, code, f.failed)
+	f.end(f.p, false)
 	f.release()
 }
 
@@ -245,7 +197,7 @@ func (f *fastReq) release() {
 // stream's Close finishes the request.
 func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 	ctx := f.ctx
-	replay := fastReplayable(&ctx.Request)
+	replay := replayable((*fastResend)(&ctx.Request))
 	for attempt := 0; ; attempt++ {
 		t := f.target
 		streamed, err := p.exchangeFast(f, replay)
@@ -256,59 +208,25 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 			return streamed
 		}
 		ctx.Response.Reset()
-		if f.clientGone() {
-			f.code, f.failed = StatusClientClosedRequest, false
-			ctx.SetStatusCode(StatusClientClosedRequest)
-			ctx.SetConnectionClose()
-			return false
-		}
-		p.passiveFailure(t, f.tbl.health, err.Error())
-		timeout := isTimeout(err)
-		if !timeout && fastRetryable(&ctx.Request) && attempt < f.tbl.retries && f.ntried < len(f.tried) {
-			if next := f.ver.pick(time.Now().UnixNano(), f.tried[:f.ntried]); next != nil {
-				t.inflight.Add(-1)
-				next.inflight.Add(1)
-				f.target = next
-				f.tried[f.ntried] = next
-				f.ntried++
-				p.log.Debug("retrying on another target", "service", f.ver.service, "version", f.ver.name, "target", next.addr, "error", err)
+		gone := f.clientGone()
+		if !gone {
+			p.passiveFailure(t, f.tbl.health, err.Error())
+			if retryable((*fastResend)(&ctx.Request), err) && f.retryTarget(p, attempt, err) != nil {
 				continue
 			}
 		}
-		f.code, f.failed = http.StatusBadGateway, true
-		if timeout {
-			f.code = http.StatusGatewayTimeout
+		// No client body fault here: fasthttp read the body whole before
+		// the handler ran, and answered a broken one itself.
+		f.code, f.failed = transportOutcome(err, gone, nil)
+		ctx.SetStatusCode(f.code)
+		if gone {
+			ctx.SetConnectionClose()
+			return false
 		}
 		p.log.Debug("proxy error", "error", err, "status", f.code)
-		ctx.SetStatusCode(f.code)
 		f.decorate()
 		return false
 	}
-}
-
-// fastReplayable is replayable for a fasthttp request.
-func fastReplayable(req *fasthttp.Request) bool {
-	if len(req.Body()) > 0 {
-		return false
-	}
-	switch string(req.Header.Method()) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return len(req.Header.Peek("Idempotency-Key")) > 0 || len(req.Header.Peek("X-Idempotency-Key")) > 0
-}
-
-// fastRetryable is retryable's rule on the request: no body, and an
-// idempotent method or an Idempotency-Key.
-func fastRetryable(req *fasthttp.Request) bool {
-	if len(req.Body()) > 0 {
-		return false
-	}
-	switch string(req.Header.Method()) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return len(req.Header.Peek("Idempotency-Key")) > 0
 }
 
 // exchangeFast sends the request on a pooled connection to f.target and
@@ -416,233 +334,4 @@ func (p *Proxy) releaseUp(f *fastReq, pc *upConn, reuse bool) {
 		_ = pc.conn.SetDeadline(time.Time{})
 	}
 	p.fast.done(pc, nil, reuse)
-}
-
-// fastStream is a streamed response body: fasthttp reads it while writing
-// the response and closes it at the end, which finishes the request.
-type fastStream fastReq
-
-func (s *fastStream) Read(b []byte) (int, error) {
-	f := (*fastReq)(s)
-	if f.body == nil || f.eof {
-		// fasthttp reads again after data that came with io.EOF.
-		return 0, io.EOF
-	}
-	n, err := f.body.Read(b)
-	if err == nil && f.body == &f.lim && f.lim.N == 0 {
-		// fasthttp stops reading a known length once it has it all.
-		err = io.EOF
-	}
-	if err == io.EOF {
-		if f.chunked != nil {
-			err = skipTrailers(f.chunked)
-			if err == nil {
-				err = io.EOF
-			}
-		}
-		if err == io.EOF {
-			f.eof = true
-			return n, io.EOF
-		}
-	}
-	if err != nil {
-		if f.clientGone() {
-			f.code, f.failed = StatusClientClosedRequest, false
-		} else {
-			// The target broke the response after its header: an error of
-			// the version, as when ReverseProxy aborts the handler.
-			f.failed = true
-		}
-	}
-	return n, err
-}
-
-// Close implements io.Closer; fasthttp calls it once the response is
-// written or has failed.
-func (s *fastStream) Close() error {
-	f := (*fastReq)(s)
-	if f.pc == nil {
-		return nil
-	}
-	f.unwatch()
-	pc := f.pc
-	f.pc, f.body, f.chunked = nil, nil, nil
-	if f.eof {
-		f.p.releaseUp(f, pc, f.reuse)
-	} else {
-		if !f.failed && f.code != StatusClientClosedRequest {
-			// The client stopped reading (it went away or the write failed).
-			f.code = StatusClientClosedRequest
-		}
-		f.p.fast.drop(pc, nil)
-	}
-	f.finish()
-	return nil
-}
-
-// skipTrailers reads the trailer section after a chunked body's last chunk.
-func skipTrailers(br *bufio.Reader) error {
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			return nil
-		}
-	}
-}
-
-// watch starts checking the client while the target is working on up.
-func (f *fastReq) watch(up net.Conn) {
-	cw := f.cw
-	cw.mu.Lock()
-	cw.up = up
-	cw.client = f.ctx.Conn()
-	if cw.timer == nil {
-		cw.timer = time.AfterFunc(watchEvery, cw.check)
-	} else {
-		cw.timer.Reset(watchEvery)
-	}
-	cw.mu.Unlock()
-}
-
-func (f *fastReq) unwatch() {
-	cw := f.cw
-	cw.mu.Lock()
-	cw.up, cw.client = nil, nil
-	if cw.timer != nil {
-		cw.timer.Stop()
-	}
-	cw.mu.Unlock()
-}
-
-func (cw *clientWatch) check() {
-	cw.mu.Lock()
-	defer cw.mu.Unlock()
-	if cw.up == nil {
-		return
-	}
-	if peerGone(cw.client) {
-		cw.gone = true
-		cw.up.Close() // unblocks the read from the target
-		return
-	}
-	cw.timer.Reset(watchEvery)
-}
-
-func (f *fastReq) clientGone() bool {
-	cw := f.cw
-	cw.mu.Lock()
-	defer cw.mu.Unlock()
-	return cw.gone
-}
-
-// stripResponseHopHeaders removes hop-by-hop fields from a target's
-// response, as ReverseProxy does; fasthttp frames the body itself.
-func stripResponseHopHeaders(rh *fasthttp.ResponseHeader) {
-	if c := rh.Peek("Connection"); len(c) > 0 {
-		for _, tok := range bytes.Split(c, []byte{','}) {
-			if tok = bytes.TrimSpace(tok); len(tok) > 0 && !asciiEqualFold(tok, "close") && !asciiEqualFold(tok, "keep-alive") {
-				rh.DelBytes(tok)
-			}
-		}
-	}
-	rh.ResetConnectionClose()
-	rh.Del("Connection")
-	rh.Del("Keep-Alive")
-	rh.Del("Proxy-Connection")
-	rh.Del("Proxy-Authenticate")
-	rh.Del("Te")
-	rh.Del("Trailer")
-	rh.Del("Upgrade")
-}
-
-// dropRequestHeader reports whether a received header field is not sent to
-// the target: hop-by-hop fields (RFC 9110 7.6.1 and those the Connection
-// field names), framing (rewritten), the X-Forwarded-* fields and Forwarded
-// (set afresh, as httputil's Rewrite mode does), and an empty request id
-// when a new one is made.
-func dropRequestHeader(name, line, conn []byte, newID bool) bool {
-	switch len(name) {
-	case 2:
-		if asciiEqualFold(name, "Te") {
-			v := bytes.TrimSpace(line[len(name)+1:])
-			return !asciiEqualFold(v, "trailers")
-		}
-	case 7:
-		return asciiEqualFold(name, "Upgrade") || asciiEqualFold(name, "Trailer")
-	case 9:
-		return asciiEqualFold(name, "Forwarded")
-	case 10:
-		return asciiEqualFold(name, "Connection") || asciiEqualFold(name, "Keep-Alive")
-	case 12:
-		if asciiEqualFold(name, "X-Request-Id") {
-			return newID
-		}
-	case 14:
-		return asciiEqualFold(name, "Content-Length")
-	case 15:
-		return asciiEqualFold(name, "X-Forwarded-For")
-	case 16:
-		return asciiEqualFold(name, "Proxy-Connection") || asciiEqualFold(name, "X-Forwarded-Host")
-	case 17:
-		return asciiEqualFold(name, "Transfer-Encoding") || asciiEqualFold(name, "X-Forwarded-Proto")
-	case 18:
-		return asciiEqualFold(name, "Proxy-Authenticate")
-	case 19:
-		return asciiEqualFold(name, "Proxy-Authorization")
-	case len(handoffHeader):
-		if asciiEqualFold(name, handoffHeader) {
-			return true
-		}
-	}
-	if len(conn) > 0 {
-		for _, tok := range bytes.Split(conn, []byte{','}) {
-			if bytes.EqualFold(bytes.TrimSpace(tok), name) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// writeFastRequest writes the request to the target: the request line and
-// header fields as received, minus dropRequestHeader's, plus framing,
-// X-Request-Id and X-Forwarded-For/-Host/-Proto. The Host field is kept.
-func writeFastRequest(w *bufio.Writer, f *fastReq) {
-	req := &f.ctx.Request
-	h := &req.Header
-	w.Write(h.Method())
-	w.WriteByte(' ')
-	w.Write(h.RequestURI())
-	w.WriteString(" HTTP/1.1\r\n")
-	conn := h.Peek("Connection")
-	eachRawHeader(h.RawHeaders(), func(name, line []byte) bool {
-		if !dropRequestHeader(name, line, conn, f.newID) {
-			w.Write(line)
-			w.WriteString("\r\n")
-		}
-		return true
-	})
-	body := req.Body()
-	if len(body) > 0 || h.IsPost() || h.IsPut() || h.IsPatch() {
-		w.WriteString("Content-Length: ")
-		w.Write(fasthttp.AppendUint(f.scratch[:0], len(body)))
-		w.WriteString("\r\n")
-	}
-	if f.newID {
-		w.WriteString("X-Request-Id: ")
-		w.Write(f.id[:])
-		w.WriteString("\r\n")
-	}
-	if a, ok := f.ctx.RemoteAddr().(*net.TCPAddr); ok {
-		w.WriteString("X-Forwarded-For: ")
-		w.Write(a.AddrPort().Addr().Unmap().AppendTo(f.scratch[:0]))
-		w.WriteString("\r\n")
-	}
-	w.WriteString("X-Forwarded-Host: ")
-	w.Write(h.Host())
-	w.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
-	w.Write(body)
 }

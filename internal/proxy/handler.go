@@ -22,23 +22,13 @@ const StatusClientClosedRequest = 499
 // outgoing request's context) so Rewrite, the retrying RoundTripper,
 // ModifyResponse and ErrorHandler share it. Pooled.
 type reqState struct {
-	tbl     *table
-	ver     *version
-	target  *target
-	tried   [4]*target
-	ntried  int
-	inCtx   context.Context
-	start   time.Time
-	code    int
-	failure bool
+	proxied
+	inCtx context.Context
 	// body is the request body being forwarded (nil without one); a read
 	// error in it makes the outcome the client's (outcome.go).
 	body *clientBody
 	// clientFault is set once the outcome is the client's.
 	clientFault bool
-	// headerAt is set for WebSockets and event streams: their latency is the
-	// time to the response header, not the life of the stream.
-	headerAt time.Time
 
 	hv httpView // the request as routing sees it, while routing
 }
@@ -119,37 +109,31 @@ func (bp *bufferPool) Put(b []byte) {
 func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	tbl := svc.table.Load()
-	if tbl == nil || tbl.stable == nil && len(tbl.picks) == 0 {
-		http.Error(w, "no route", http.StatusServiceUnavailable)
-		return
-	}
-	if id := r.Header["X-Request-Id"]; len(id) == 0 || id[0] == "" {
-		r.Header["X-Request-Id"] = newRequestID()
-	}
 	st := p.states.Get().(*reqState)
 	st.hv = httpView{w: w, r: r}
-	v, t := tbl.route(&st.hv, start)
+	a := p.admit(tbl, &st.hv, r.ContentLength, start, false)
 	st.hv = httpView{}
-	if t == nil {
+	if a.status != 0 {
 		p.states.Put(st)
-		p.countOnly(v, http.StatusServiceUnavailable)
-		http.Error(w, "no target", http.StatusServiceUnavailable)
+		if a.status == http.StatusRequestEntityTooLarge {
+			if tbl.versionHeader != "" {
+				w.Header()[tbl.versionHeader] = []string{a.ver.name}
+			}
+			// The unread body cannot be skipped: no next request here.
+			w.Header().Set("Connection", "close")
+		}
+		http.Error(w, a.reason, a.status)
 		return
+	}
+	v, t := a.ver, a.target
+	if a.newID {
+		r.Header["X-Request-Id"] = newRequestID()
 	}
 	if tbl.versionHeader != "" {
 		w.Header()[tbl.versionHeader] = []string{v.name}
 	}
-	if tbl.maxBody > 0 {
-		if r.ContentLength > tbl.maxBody {
-			p.states.Put(st)
-			p.countOnly(v, http.StatusRequestEntityTooLarge)
-			w.Header().Set("Connection", "close")
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, tbl.maxBody)
-		}
+	if tbl.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, tbl.maxBody)
 	}
 	var body *clientBody
 	if r.Body != nil && r.Body != http.NoBody {
@@ -157,10 +141,8 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 		r.Body = body
 	}
 
-	*st = reqState{tbl: tbl, ver: v, target: t, inCtx: r.Context(), start: start, body: body}
-	st.tried[0] = t
-	st.ntried = 1
-	t.inflight.Add(1)
+	*st = reqState{inCtx: r.Context(), body: body}
+	st.begin(tbl, v, t, start)
 	slot, _ := r.Context().Value(stateKey{}).(*connSlot)
 	if slot != nil && r.ProtoMajor == 1 && tbl.upstreamTimeout <= 0 {
 		slot.st = st
@@ -176,25 +158,12 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 	}
 	defer func() {
 		pv := recover()
-		st.target.inflight.Add(-1)
-		code, failed := st.code, st.failure
 		if pv != nil {
 			// ReverseProxy panics with http.ErrAbortHandler when the target
 			// broke the response mid-body: a reset after the status line.
-			if st.inCtx.Err() == nil {
-				failed = true
-			} else {
-				code = StatusClientClosedRequest
-			}
+			st.code, st.failed = brokenOutcome(st.code, st.inCtx.Err() != nil)
 		}
-		if code == 0 {
-			code = http.StatusBadGateway
-		}
-		if st.clientFault {
-			p.countOnly(st.ver, code)
-		} else {
-			p.recordUntil(st.ver, start, st.headerAt, code, failed)
-		}
+		st.end(p, st.clientFault)
 		if slot != nil {
 			slot.st = nil
 		}
@@ -251,6 +220,9 @@ func fillRequestID(b *[32]byte) {
 // X-Forwarded-* are set by httputil.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.Out.Context())
+	// The hand-off mark is the fast path's note to net/http, not the
+	// client's: the target must not see it (the fast path drops it too).
+	delete(pr.Out.Header, handoffHeader)
 	pr.Out.URL.Scheme = st.target.scheme
 	pr.Out.URL.Host = st.target.host
 	pr.SetXForwarded()
@@ -285,51 +257,24 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err // the client broke its body: not the target's failure
 		}
 		p.passiveFailure(t, st.tbl.health, err.Error())
-		if attempt >= st.tbl.retries || st.ntried >= len(st.tried) || !retryable(req, err) {
+		if !retryable((*httpResend)(req), err) {
 			return nil, err
 		}
-		next := st.ver.pick(time.Now().UnixNano(), st.tried[:st.ntried])
+		next := st.retryTarget(p, attempt, err)
 		if next == nil {
 			return nil, err
 		}
-		t.inflight.Add(-1)
-		next.inflight.Add(1)
-		st.target = next
-		st.tried[st.ntried] = next
-		st.ntried++
 		r2 := *req
 		u := *req.URL
 		u.Scheme, u.Host = next.scheme, next.host
 		r2.URL = &u
 		out = &r2
-		p.log.Debug("retrying on another target", "service", st.ver.service, "version", st.ver.name, "target", next.addr, "error", err)
 	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// retryable reports whether a failed attempt may be repeated elsewhere:
-// an idempotent method (or an Idempotency-Key), no request body (the
-// transport has consumed and closed it), and a transport error that is not
-// a timeout of the whole request.
-func retryable(req *http.Request, err error) bool {
-	if req.Body != nil && req.Body != http.NoBody {
-		return false
-	}
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-	default:
-		if req.Header.Get("Idempotency-Key") == "" {
-			return false
-		}
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	return true
-}
 
 // modifyResponse records the target's status and feeds passive health.
 func (p *Proxy) modifyResponse(res *http.Response) error {
@@ -347,7 +292,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		st.headerAt = time.Now()
 	}
-	st.failure = p.observeStatus(st.target, st.tbl.health, res.StatusCode)
+	st.failed = p.observeStatus(st.target, st.tbl.health, res.StatusCode)
 	return nil
 }
 
@@ -367,26 +312,20 @@ func (p *Proxy) observeStatus(t *target, cfg *healthConfig, code int) bool {
 // errorHandler answers when no response came from the target.
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
-	code := http.StatusBadGateway
-	failed := true
 	var fault error
+	gone := false
 	if st != nil {
-		fault = st.body.fault()
+		fault, gone = st.body.fault(), st.inCtx.Err() != nil
 	}
-	switch {
-	case fault != nil:
-		code, failed = clientFaultStatus(fault, st.inCtx), false
+	code, failed := transportOutcome(err, gone, fault)
+	if fault != nil {
 		st.clientFault = true
 		// The rest of the body cannot be framed: no next request on this
 		// connection.
 		w.Header().Set("Connection", "close")
-	case st != nil && st.inCtx.Err() != nil:
-		code, failed = StatusClientClosedRequest, false
-	case isTimeout(err):
-		code = http.StatusGatewayTimeout
 	}
 	if st != nil {
-		st.code, st.failure = code, failed
+		st.code, st.failed = code, failed
 	}
 	if code != StatusClientClosedRequest {
 		p.log.Debug("proxy error", "error", err, "status", code, "client", fault != nil)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -64,17 +63,44 @@ func (b *clientBody) fault() error {
 	return nil
 }
 
+// transportOutcome is the one mapping, for both front ends, from an
+// exchange that ended in err before the target's response header to the
+// status the client is answered and whether it is the version's failure.
+// gone reports that the client left; clientFault is the client's error
+// reading its own request body (nil if none), which makes the outcome the
+// client's whatever the transport said.
+func transportOutcome(err error, gone bool, clientFault error) (code int, failed bool) {
+	switch {
+	case clientFault != nil:
+		return clientFaultStatus(clientFault, gone), false
+	case gone:
+		return StatusClientClosedRequest, false
+	case isTimeout(err):
+		return http.StatusGatewayTimeout, true
+	}
+	return http.StatusBadGateway, true
+}
+
+// brokenOutcome is the outcome of a response the target broke after its
+// header, with status code: the version's failure, unless the client had
+// left (gone), which makes it a 499.
+func brokenOutcome(code int, gone bool) (int, bool) {
+	if gone {
+		return StatusClientClosedRequest, false
+	}
+	return code, true
+}
+
 // clientFaultStatus is the status for a request whose body the client broke
-// with err; inCtx is the incoming request's context, done when the client's
-// connection is gone.
-func clientFaultStatus(err error, inCtx context.Context) int {
+// with err; gone reports that the client's connection is gone.
+func clientFaultStatus(err error, gone bool) int {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
 	case isTimeout(err):
 		return http.StatusRequestTimeout
-	case errors.Is(err, io.ErrUnexpectedEOF), inCtx.Err() != nil:
+	case errors.Is(err, io.ErrUnexpectedEOF), gone:
 		return StatusClientClosedRequest
 	}
 	return http.StatusBadRequest

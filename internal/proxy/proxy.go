@@ -268,17 +268,14 @@ func (p *Proxy) SetVersion(name, ver string, targets []string) error {
 	return nil
 }
 
-type parsedTarget struct {
-	host, scheme string
-	h2c          bool
-}
-
-func parseTargets(targets []string) ([]parsedTarget, error) {
-	out := make([]parsedTarget, len(targets))
+// parseTargets parses a version's targets with spec.ParseTarget, the one
+// target parser, and refuses one listed twice.
+func parseTargets(targets []string) ([]spec.Target, error) {
+	out := make([]spec.Target, len(targets))
 	seen := make(map[string]bool, len(targets))
 	var errs []error
 	for i, a := range targets {
-		h, sch, h2, err := parseTarget(a)
+		t, err := spec.ParseTarget(a)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -287,12 +284,12 @@ func parseTargets(targets []string) ([]parsedTarget, error) {
 			errs = append(errs, fmt.Errorf("target %q is listed twice", a))
 		}
 		seen[a] = true
-		out[i] = parsedTarget{h, sch, h2}
+		out[i] = t
 	}
 	return out, errors.Join(errs...)
 }
 
-func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed []parsedTarget, fromSpec bool) {
+func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed []spec.Target, fromSpec bool) {
 	v := s.versions[ver]
 	if v == nil {
 		v = &version{
@@ -314,7 +311,7 @@ func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed 
 			delete(old, a)
 			continue
 		}
-		t := &target{addr: a, host: parsed[i].host, scheme: parsed[i].scheme, h2c: parsed[i].h2c, version: v,
+		t := &target{addr: a, host: parsed[i].Host, scheme: parsed[i].Scheme, h2c: parsed[i].H2C, version: v,
 			up: p.met.targetUp.WithLabelValues(s.name, ver, a)}
 		t.up.Set(0)
 		next = append(next, t)
@@ -348,9 +345,6 @@ func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed 
 func (p *Proxy) retire(s *service, t *target) {
 	t.stopHealth()
 	drain := s.spec.Proxy.DrainTimeout.Duration
-	if drain <= 0 {
-		drain = spec.DefaultDrainTimeout
-	}
 	p.wg.Go(func() {
 		deadline := time.NewTimer(drain)
 		defer deadline.Stop()

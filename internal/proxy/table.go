@@ -60,11 +60,8 @@ func compileSpec(name string, sp *spec.ServiceSpec, key []byte) (*compiled, erro
 		health:          newHealthConfig(sp.HealthCheck),
 		maxBody:         sp.Proxy.MaxBodyBytes,
 		versionHeader:   http.CanonicalHeaderKey(sp.Proxy.VersionHeader),
-		retries:         spec.DefaultRetries,
+		retries:         max(*sp.Proxy.Retries, 0), // set by spec.Default; Apply checks
 		upstreamTimeout: sp.Proxy.UpstreamTimeout.Duration,
-	}
-	if sp.Proxy.Retries != nil {
-		c.retries = max(*sp.Proxy.Retries, 0)
 	}
 	if st := sp.Routing.StickySessions; st != nil && st.Cookie != "" {
 		c.sticky = newStickyConfig(st.Cookie, st.TTL.Duration, name, key)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -41,27 +39,6 @@ type target struct {
 
 	stop context.CancelFunc // stops the health checker
 	done chan struct{}      // closed when the health checker returned
-}
-
-// parseTarget accepts host:port, or a URL with scheme http, https or h2c
-// (plaintext HTTP/2 with prior knowledge, for gRPC backends).
-func parseTarget(s string) (host, scheme string, h2c bool, err error) {
-	host, scheme = s, "http"
-	if before, after, ok := strings.Cut(s, "://"); ok {
-		host = strings.TrimSuffix(after, "/")
-		switch before {
-		case "http", "https":
-			scheme = before
-		case "h2c":
-			h2c = true
-		default:
-			return "", "", false, fmt.Errorf("target %q: scheme %q is not http, https or h2c", s, before)
-		}
-	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		return "", "", false, fmt.Errorf("target %q: must be host:port: %w", s, err)
-	}
-	return host, scheme, h2c, nil
 }
 
 func (t *target) setErr(s string) {

@@ -82,22 +82,6 @@ func fast(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.ContentLength > 0 && req.ContentLength <= maxFastBody
 }
 
-// replayable is net/http's rule for resending a request on a fresh
-// connection after a reused one failed: no body to replay, and a method
-// that is idempotent by definition or by an Idempotency-Key.
-func replayable(req *http.Request) bool {
-	if req.Body != nil && req.Body != http.NoBody {
-		return false
-	}
-	switch req.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	_, k1 := req.Header["Idempotency-Key"]
-	_, k2 := req.Header["X-Idempotency-Key"]
-	return k1 || k2
-}
-
 // RoundTrip implements http.RoundTripper. A reused keep-alive connection
 // that fails before any byte of the response arrived (the target closed it
 // while idle) is replaced by another one transparently when the request is
@@ -108,7 +92,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		return u.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
-	replay := replayable(req)
+	replay := replayable((*httpResend)(req))
 	for {
 		pc, err := u.get(ctx, req.URL.Host, !replay)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -256,32 +255,6 @@ func knownNames(vs []Version) string {
 // checkHostPort returns what is wrong with a host:port, or "".
 // A listen address may leave the host empty (all interfaces) and use port 0
 // (any free port); a target may not.
-// TargetSchemes are the schemes a target may carry: none or http:// for
-// HTTP/1.1, https:// for TLS, h2c:// for cleartext HTTP/2 (gRPC).
-var TargetSchemes = []string{"http://", "https://", "h2c://"}
-
-// CheckTarget says what is wrong with a target given outside a service
-// file (e.g. `deploy --targets`), or returns nil.
-func CheckTarget(s string) error {
-	if want := checkTarget(s); want != "" {
-		return errors.New(want)
-	}
-	return nil
-}
-
-// checkTarget validates a target: [scheme://]host:port.
-func checkTarget(s string) string {
-	rest := s
-	if i := strings.Index(s, "://"); i >= 0 {
-		scheme := s[:i+3]
-		if !slices.Contains(TargetSchemes, scheme) {
-			return fmt.Sprintf("has scheme %q; use host:port, or prefix it with http://, https:// or h2c:// (cleartext HTTP/2, e.g. gRPC)", s[:i])
-		}
-		rest = s[i+3:]
-	}
-	return checkHostPort(rest, false)
-}
-
 func checkHostPort(s string, listen bool) string {
 	want := "must be host:port, like \"127.0.0.1:9001\" or \"app.internal:8080\""
 	if listen {
