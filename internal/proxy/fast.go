@@ -251,7 +251,7 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 		streamed, err := p.exchangeFast(f, replay)
 		if err == nil {
 			f.code = ctx.Response.StatusCode()
-			f.failed = p.observeStatus(t, f.tbl.health, f.code)
+			f.failed = p.observeStatus(t, f.code)
 			f.decorate()
 			return streamed
 		}
@@ -262,7 +262,7 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 			ctx.SetConnectionClose()
 			return false
 		}
-		p.passiveFailure(t, f.tbl.health, err.Error())
+		t.health.PassiveFailure(err.Error())
 		timeout := isTimeout(err)
 		if !timeout && fastRetryable(&ctx.Request) && attempt < f.tbl.retries && f.ntried < len(f.tried) {
 			if next := f.ver.pick(time.Now().UnixNano(), f.tried[:f.ntried]); next != nil {
