@@ -172,7 +172,7 @@ func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus
 		until := st.PreviousUntil
 		out.PreviousUntil = &until
 	}
-	for _, t := range d.proxy.Health(svc.Metadata.Name) {
+	for _, t := range d.checker.Status(svc.Metadata.Name) {
 		out.Targets = append(out.Targets, admin.TargetStatus{
 			Version: t.Version, Address: t.Address, Healthy: t.Healthy, Ejected: t.Ejected, LastError: t.LastError,
 		})

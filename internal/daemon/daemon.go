@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/rollout"
@@ -62,6 +63,8 @@ type Daemon struct {
 	log   *slog.Logger
 	store *store.Store
 	proxy *proxy.Proxy
+	// checker health-checks every target of every service, whatever its router.
+	checker *health.Checker
 	// routers by spec.trafficRouter kind; analyzer reads every metric source.
 	builtin  *builtin.Router
 	analyzer runner.Analyzer
@@ -134,8 +137,17 @@ func New(opts Options) (*Daemon, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	px, err := proxy.New(proxy.Options{Logger: opts.Logger, Registerer: reg, StickyKey: key})
+	// Health checking is its own part: the proxy routes by it, runners are
+	// told of its changes, and a router other than the proxy would use it
+	// the same way.
+	hc, err := health.New(health.Options{Logger: opts.Logger, Registerer: reg})
 	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("health checker: %w", err)
+	}
+	px, err := proxy.New(proxy.Options{Logger: opts.Logger, Registerer: reg, StickyKey: key, Health: hc})
+	if err != nil {
+		hc.Close()
 		st.Close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -144,6 +156,7 @@ func New(opts Options) (*Daemon, error) {
 		log:     opts.Logger,
 		store:   st,
 		proxy:   px,
+		checker: hc,
 		reg:     reg,
 		hub:     newHub(),
 		token:   token,
@@ -162,7 +175,7 @@ func New(opts Options) (*Daemon, error) {
 		}, []string{"service", "result"}),
 	}
 	reg.MustRegister(d.rolloutsTotal)
-	px.OnHealthChange(d.healthChanged)
+	hc.OnChange(d.healthChanged)
 	return d, nil
 }
 
@@ -266,6 +279,7 @@ func (d *Daemon) shutdownProxy() {
 	if err := d.proxy.Shutdown(ctx); err != nil {
 		d.log.Warn("proxy shutdown", "err", err)
 	}
+	d.checker.Close()
 }
 
 // maxDrain is the longest drainTimeout of the services in force.

@@ -414,7 +414,7 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 	if passed == 0 || n < 20 {
 		t.Fatalf("%d passed verdicts over %d malformed requests; the test judged nothing", passed, n)
 	}
-	for _, th := range d.proxy.Health("web") {
+	for _, th := range d.checker.Status("web") {
 		if th.Ejected || !th.Healthy {
 			t.Errorf("target %+v after the flood, want healthy and not ejected", th)
 		}

@@ -225,11 +225,15 @@ func (p *Proxy) commitService(pl *plan) {
 	}
 	s.spec = pl.in.Spec
 	s.comp = pl.comp
-	s.health.Store(pl.comp.health)
+	p.health.Configure(name, pl.comp.health)
 	listed := make(map[string]bool)
 	for _, v := range pl.in.Spec.Versions {
 		listed[v.Name] = true
-		p.setVersionLocked(s, v.Name, v.Targets, pl.parsed[v.Name], true)
+		if err := p.setVersionLocked(s, v.Name, v.Targets, pl.parsed[v.Name], true); err != nil {
+			// Targets were parsed in the plan, so only a closed shared checker gets here.
+			p.log.Error("version not registered", "service", name, "version", v.Name, "error", err)
+			continue
+		}
 		s.versions[v.Name].fromSpec = true
 	}
 	for vn, v := range s.versions {
@@ -266,6 +270,7 @@ func (p *Proxy) removeService(s *service) {
 		s.routing = rollout.Routing{}
 		p.removeVersionLocked(s, v)
 	}
+	p.health.RemoveService(s.name)
 	delete(p.services, s.name)
 	p.log.Info("service removed", "service", s.name)
 }

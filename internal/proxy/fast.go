@@ -203,14 +203,14 @@ func (p *Proxy) forwardFast(f *fastReq) (streamed bool) {
 		streamed, err := p.exchangeFast(f, replay)
 		if err == nil {
 			f.code = ctx.Response.StatusCode()
-			f.failed = p.observeStatus(t, f.tbl.health, f.code)
+			f.failed = p.observeStatus(t, f.code)
 			f.decorate()
 			return streamed
 		}
 		ctx.Response.Reset()
 		gone := f.clientGone()
 		if !gone {
-			p.passiveFailure(t, f.tbl.health, err.Error())
+			t.health.PassiveFailure(err.Error())
 			if retryable((*fastResend)(&ctx.Request), err) && f.retryTarget(p, attempt, err) != nil {
 				continue
 			}

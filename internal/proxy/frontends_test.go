@@ -200,7 +200,7 @@ func TestFrontEndsAgree(t *testing.T) {
 		return nil
 	}
 	eventually(t, 5*time.Second, "the dead target's first probe", func() bool {
-		return targetOf("retry", dead).state.Load() == healthUp
+		return targetOf("retry", dead).health.Healthy(time.Now().UnixNano())
 	})
 	gone.Close()
 
@@ -300,7 +300,7 @@ func TestFrontEndsAgree(t *testing.T) {
 				}
 			}
 			if tc.svc == "retry" {
-				if targetOf("retry", dead).fails.Load() == 0 {
+				if targetOf("retry", dead).health.ConsecutiveFailures() == 0 {
 					t.Error("no request was tried on the dead target first: the retry was not exercised")
 				}
 			}

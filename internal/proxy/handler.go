@@ -256,7 +256,7 @@ func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 		if st.body.fault() != nil {
 			return nil, err // the client broke its body: not the target's failure
 		}
-		p.passiveFailure(t, st.tbl.health, err.Error())
+		t.health.PassiveFailure(err.Error())
 		if !retryable((*httpResend)(req), err) {
 			return nil, err
 		}
@@ -292,19 +292,19 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if res.StatusCode == http.StatusSwitchingProtocols || strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		st.headerAt = time.Now()
 	}
-	st.failed = p.observeStatus(st.target, st.tbl.health, res.StatusCode)
+	st.failed = p.observeStatus(st.target, res.StatusCode)
 	return nil
 }
 
 // observeStatus feeds passive health with a target's response status and
 // reports whether it counts as an error of the version (a 5xx).
-func (p *Proxy) observeStatus(t *target, cfg *healthConfig, code int) bool {
+func (p *Proxy) observeStatus(t *target, code int) bool {
 	if code < 500 {
-		passiveSuccess(t)
+		t.health.PassiveSuccess()
 		return false
 	}
 	if code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout {
-		p.passiveFailure(t, cfg, "target returned "+strconv.Itoa(code))
+		t.health.PassiveFailure("target returned " + strconv.Itoa(code))
 	}
 	return true
 }

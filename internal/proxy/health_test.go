@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -57,8 +57,9 @@ func TestActiveHealthBeforeTraffic(t *testing.T) {
 	if v2a.hits.Load()+v2b.hits.Load() != 0 {
 		t.Fatal("v2 took traffic before being routed")
 	}
-	if got := testutil.ToFloat64(p.met.targetUp.WithLabelValues("web", "v2", v2a.addr())); got != 1 {
-		t.Errorf("switchyard_target_up = %v, want 1", got)
+	// The checker New made exports its gauge to the proxy's registry.
+	if n, err := testutil.GatherAndCount(reg, "switchyard_target_up"); err != nil || n != 3 {
+		t.Errorf("switchyard_target_up series = %d, %v; want 3", n, err)
 	}
 	v2b.healthOK.Store(false)
 	var hb TargetHealth
@@ -200,6 +201,8 @@ func TestApplyReload(t *testing.T) {
 		{"bad target refused", func(s *spec.Service) { s.Spec.Versions[0].Targets = []string{"no-port"} }, false},
 		{"bad CIDR refused", func(s *spec.Service) { s.Spec.Routing.TrustedSources = []string{"10.0.0.0/99"} }, false},
 		{"bad rule refused", func(s *spec.Service) { s.Spec.Routing.Rules = []spec.Rule{{To: "canary"}} }, false},
+		// The proxy reads the spec as spec.Default left it and re-defaults nothing.
+		{"zero health interval refused", func(s *spec.Service) { s.Spec.HealthCheck.Interval = spec.D(0) }, false},
 		{"changed timeouts rebind on the same address", func(s *spec.Service) { s.Spec.Proxy.IdleTimeout.Duration = time.Minute }, true},
 	}
 	for _, tc := range cases {
@@ -266,45 +269,45 @@ func TestRemoveVersion(t *testing.T) {
 	}
 }
 
-// TestNoHealthReportBeforeFirstProbe: a version whose targets have not been
-// probed yet is not reported as "0 healthy" (a restored canary would read
-// that as lost targets); the first report is the first probe's result.
-func TestNoHealthReportBeforeFirstProbe(t *testing.T) {
-	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
-			<-release
-		}
-	}))
-	t.Cleanup(slow.Close)
-	t.Cleanup(func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	})
-	p := newTestProxy(t, nil)
-	var log healthLog
-	p.OnHealthChange(log.record)
-	mustApply(t, p, testService("web", "v1", spec.Version{Name: "v1", Targets: []string{slow.Listener.Addr().String()}}))
-	// Registration marks the version for the notifier; give it the chance
-	// to report early (it must not) by waiting for an unrelated report.
-	other := newBackend(t, "v2")
-	if err := p.SetVersion("web", "v2", []string{other.addr()}); err != nil {
+// TestSharedChecker: a proxy given a health.Checker registers its versions
+// with it, routes by it, and on Shutdown stops its checks without closing it.
+func TestSharedChecker(t *testing.T) {
+	v1, v1b := newBackend(t, "v1"), newBackend(t, "v1")
+	hc, err := health.New(health.Options{Logger: testLogger(t)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "v2 reported", func() bool { return log.has(healthEvent{"web", "v2", 1, 1}) })
-	close(release)
-	eventually(t, 5*time.Second, "v1 reported", func() bool { return log.has(healthEvent{"web", "v1", 1, 1}) })
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	for _, e := range log.events {
-		if e.version == "v1" {
-			if e != (healthEvent{"web", "v1", 1, 1}) {
-				t.Fatalf("first report of v1 = %+v, want 1/1 (its first probe), events %+v", e, log.events)
-			}
-			break
+	t.Cleanup(func() { hc.Close() })
+	var log healthLog
+	hc.OnChange(log.record)
+	p, err := New(Options{Logger: testLogger(t), StickyKey: []byte("test-key"), Health: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, p, testService("web", "v1", ver("v1", v1, v1b)))
+	eventually(t, 5*time.Second, "the checker reports v1 2/2", func() bool { return log.has(healthEvent{"web", "v1", 2, 2}) })
+	v1b.healthOK.Store(false)
+	eventually(t, 5*time.Second, "the checker reports v1 1/2", func() bool { return log.has(healthEvent{"web", "v1", 1, 2}) })
+	c := newClient(1)
+	for range 20 {
+		if code, _, err := get(c, proxyURL(t, p, "web"), nil); err != nil || code != 200 {
+			t.Fatalf("GET: %d %v", code, err)
 		}
+	}
+	if v1b.hits.Load() != 0 {
+		t.Errorf("the target the shared checker found unhealthy served %d requests", v1b.hits.Load())
+	}
+	if got, want := p.Health("web"), hc.Status("web"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Health = %+v, want the checker's Status %+v", got, want)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := hc.Status("web"); len(st) != 0 {
+		t.Errorf("the checker still checks %+v after the proxy's Close", st)
+	}
+	hc.Configure("other", p.services["web"].comp.health)
+	if _, err := hc.SetVersion("other", "v1", []string{v1.addr()}); err != nil {
+		t.Errorf("the proxy closed a checker it was given: %v", err)
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the proxy's Prometheus collectors (names fixed by PRODUCT.md).
+// metrics are the proxy's Prometheus collectors (names fixed by PRODUCT.md);
+// switchyard_target_up is the health checker's.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	targetUp *prometheus.GaugeVec
 	weight   *prometheus.GaugeVec
 }
 
@@ -26,10 +26,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from receiving a request to finishing its response, by service and version.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"service", "version"}),
-		targetUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "switchyard_target_up",
-			Help: "1 when the target passes active health checks, 0 otherwise.",
-		}, []string{"service", "version", "target"}),
 		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "switchyard_traffic_weight",
 			Help: "Percent of a service's traffic routed to a version.",
@@ -38,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.targetUp, m.weight} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.weight} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -54,6 +50,5 @@ func (m *metrics) forgetVersion(service, version string) {
 	l := prometheus.Labels{"service": service, "version": version}
 	m.requests.DeletePartialMatch(l)
 	m.duration.DeletePartialMatch(l)
-	m.targetUp.DeletePartialMatch(l)
 	m.weight.DeletePartialMatch(l)
 }

@@ -1,6 +1,7 @@
 // Package proxy is Switchyard's data plane: a reverse proxy that splits each
 // service's traffic between versions by weight, header and cookie rules and
-// sticky sessions, health-checks every target, retries idempotent requests
+// sticky sessions, routes only to targets internal/health lets take traffic
+// (feeding it every outcome for passive health), retries idempotent requests
 // on connect failures, drains retired targets, and measures every version in
 // one-second windows for the rollout analysis.
 //
@@ -18,13 +19,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -45,16 +46,16 @@ type Options struct {
 	// StickyKey is the HMAC key for sticky cookies. Keep it across restarts
 	// or every client is re-bucketed; when empty a random key is used.
 	StickyKey []byte
+	// Health checks the targets. The proxy configures it with each
+	// service's healthCheck and registers every version's targets with
+	// it; its owner closes it after the proxy's Shutdown. When nil, the
+	// proxy makes one (exporting switchyard_target_up to Registerer) and
+	// closes it itself.
+	Health *health.Checker
 }
 
 // TargetHealth is the health of one target, for Health.
-type TargetHealth struct {
-	Version   string `json:"version"`
-	Address   string `json:"address"`
-	Healthy   bool   `json:"healthy"`
-	Ejected   bool   `json:"ejected,omitempty"`
-	LastError string `json:"lastError,omitempty"`
-}
+type TargetHealth = health.TargetHealth
 
 // Proxy serves every service's listener. Create it with New.
 type Proxy struct {
@@ -74,8 +75,6 @@ type Proxy struct {
 	// up1 and up2c are what requests are sent with: fast and h2c, or a
 	// stub in overhead benchmarks.
 	up1, up2c http.RoundTripper
-	probeH1   *http.Transport
-	probeH2C  *http.Transport
 	rp        *httputil.ReverseProxy
 	states    sync.Pool
 	fastReqs  sync.Pool
@@ -85,12 +84,8 @@ type Proxy struct {
 	listeners map[string]*listener
 	closed    bool
 
-	subMu sync.Mutex
-	subs  []func(service, version string, healthy, total int)
-
-	dirtyMu     sync.Mutex
-	dirty       map[*version]struct{}
-	dirtySignal chan struct{}
+	health    *health.Checker
+	ownHealth bool // made by New, so closed by Shutdown
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -105,7 +100,6 @@ type service struct {
 	versions map[string]*version
 	routing  rollout.Routing
 	table    atomic.Pointer[table]
-	health   atomic.Pointer[healthConfig]
 	lis      *listener
 }
 
@@ -124,15 +118,22 @@ func New(opts Options) (*Proxy, error) {
 		key = make([]byte, 32)
 		_, _ = rand.Read(key)
 	}
+	hc, own := opts.Health, false
+	if hc == nil {
+		hc, err = health.New(health.Options{Logger: log, Registerer: opts.Registerer})
+		if err != nil {
+			return nil, err
+		}
+		own = true
+	}
 	root, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		log: log, met: met, stickyKey: append([]byte(nil), key...), lm: newLatencyMapping(),
 		root: root, cancel: cancel,
-		conns:       &connTracker{conns: make(map[string]map[*trackedConn]struct{})},
-		services:    make(map[string]*service),
-		listeners:   make(map[string]*listener),
-		dirty:       make(map[*version]struct{}),
-		dirtySignal: make(chan struct{}, 1),
+		conns:     &connTracker{conns: make(map[string]map[*trackedConn]struct{})},
+		services:  make(map[string]*service),
+		listeners: make(map[string]*listener),
+		health:    hc, ownHealth: own,
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.fastReqs.New = func() any { return &fastReq{cw: new(clientWatch)} }
@@ -152,15 +153,6 @@ func New(opts Options) (*Proxy, error) {
 	p.h2c.Protocols.SetUnencryptedHTTP2(true)
 	p.fast = newUpstream(dial, p.h1, p.h1.MaxIdleConnsPerHost, p.h1.IdleConnTimeout)
 	p.up1, p.up2c = p.fast, p.h2c
-	p.probeH1 = &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-	}
-	p.probeH2C = p.probeH1.Clone()
-	p.probeH2C.Protocols = new(http.Protocols)
-	p.probeH2C.Protocols.SetUnencryptedHTTP2(true)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
 		Transport: roundTripFunc(p.roundTrip),
@@ -174,18 +166,13 @@ func New(opts Options) (*Proxy, error) {
 		ErrorHandler:   p.errorHandler,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	p.wg.Go(p.runNotifier)
 	return p, nil
 }
 
-// OnHealthChange subscribes fn to health transitions: it is called from the
-// proxy's notifier goroutine with a version's healthy and total target
-// counts whenever they change (and once after its first probes). fn must
-// not block long; it may call back into the Proxy.
+// OnHealthChange subscribes fn to health transitions; it is the health
+// checker's OnChange, kept so callers that only have the proxy still work.
 func (p *Proxy) OnHealthChange(fn func(service, version string, healthy, total int)) {
-	p.subMu.Lock()
-	p.subs = append(p.subs[:len(p.subs):len(p.subs)], fn)
-	p.subMu.Unlock()
+	p.health.OnChange(fn)
 }
 
 // Addr returns the bound address of a service's listener, or nil.
@@ -264,8 +251,7 @@ func (p *Proxy) SetVersion(name, ver string, targets []string) error {
 	if err != nil {
 		return fmt.Errorf("set version %q of %q: %w", ver, name, err)
 	}
-	p.setVersionLocked(s, ver, targets, parsed, false)
-	return nil
+	return p.setVersionLocked(s, ver, targets, parsed, false)
 }
 
 // parseTargets parses a version's targets with spec.ParseTarget, the one
@@ -289,7 +275,14 @@ func parseTargets(targets []string) ([]spec.Target, error) {
 	return out, errors.Join(errs...)
 }
 
-func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed []spec.Target, fromSpec bool) {
+// setVersionLocked registers the version's targets with the health checker
+// first, so a refusal changes nothing, then shares each target's health
+// state with the proxy's target of the same address.
+func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed []spec.Target, fromSpec bool) error {
+	hts, err := p.health.SetVersion(s.name, ver, addrs)
+	if err != nil {
+		return err
+	}
 	v := s.versions[ver]
 	if v == nil {
 		v = &version{
@@ -306,16 +299,12 @@ func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed 
 	}
 	next := make([]*target, 0, len(addrs))
 	for i, a := range addrs {
-		if t := old[a]; t != nil {
+		if t := old[a]; t != nil && t.health == hts[i] {
 			next = append(next, t)
 			delete(old, a)
 			continue
 		}
-		t := &target{addr: a, host: parsed[i].Host, scheme: parsed[i].Scheme, h2c: parsed[i].H2C, version: v,
-			up: p.met.targetUp.WithLabelValues(s.name, ver, a)}
-		t.up.Set(0)
-		next = append(next, t)
-		p.startHealth(s, t)
+		next = append(next, &target{addr: a, host: parsed[i].Host, scheme: parsed[i].Scheme, h2c: parsed[i].H2C, version: v, health: hts[i]})
 	}
 	plain := true
 	for _, t := range next {
@@ -331,19 +320,15 @@ func (p *Proxy) setVersionLocked(s *service, ver string, addrs []string, parsed 
 		v.plainHTTP.Store(true)
 	}
 	for _, t := range old {
-		p.met.targetUp.DeleteLabelValues(s.name, ver, t.addr)
 		p.retire(s, t)
 	}
-	if len(old) > 0 || len(next) > 0 {
-		p.healthChanged(v)
-	}
+	return nil
 }
 
-// retire stops t's health checks and, once it has no request in flight or
-// drainTimeout has passed, closes every connection to it (idle keep-alives,
-// streams and WebSockets still open at the deadline).
+// retire closes every connection to t (idle keep-alives, streams and
+// WebSockets still open at the deadline) once it has no request in flight
+// or drainTimeout has passed. The health checker already stopped probing it.
 func (p *Proxy) retire(s *service, t *target) {
-	t.stopHealth()
 	drain := s.spec.Proxy.DrainTimeout.Duration
 	p.wg.Go(func() {
 		deadline := time.NewTimer(drain)
@@ -423,6 +408,7 @@ func (p *Proxy) removeVersionLocked(s *service, v *version) {
 	if t, err := buildTable(s.comp, s.versions, s.routing); err == nil {
 		s.table.Store(t)
 	}
+	p.health.RemoveVersion(s.name, v.name)
 	ts := v.list()
 	empty := []*target{}
 	v.targets.Store(&empty)
@@ -434,34 +420,9 @@ func (p *Proxy) removeVersionLocked(s *service, v *version) {
 }
 
 // Health lists the health of every target of a service, by version then
-// address.
+// address; it is the health checker's Status.
 func (p *Proxy) Health(name string) []TargetHealth {
-	p.mu.Lock()
-	s := p.services[name]
-	var vs []*version
-	if s != nil {
-		for _, v := range s.versions {
-			vs = append(vs, v)
-		}
-	}
-	p.mu.Unlock()
-	now := time.Now().UnixNano()
-	var out []TargetHealth
-	for _, v := range vs {
-		for _, t := range v.list() {
-			out = append(out, TargetHealth{
-				Version: v.name, Address: t.addr, Healthy: t.healthy(now),
-				Ejected: t.ejected(now), LastError: p.lastErr(t),
-			})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Version != out[j].Version {
-			return out[i].Version < out[j].Version
-		}
-		return out[i].Address < out[j].Address
-	})
-	return out
+	return p.health.Status(name)
 }
 
 // Window returns one version's exact request and error counts and latency
@@ -481,7 +442,8 @@ func (p *Proxy) Window(name, ver string, d time.Duration) Sample {
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish
-// (bounded by ctx), closes idle connections and stops health checks. When
+// (bounded by ctx), closes idle connections and stops health checks of its
+// services (closing the health checker if New made it). When
 // ctx ends first, remaining connections are closed and ctx's error returned.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.shutdownOnce.Do(func() { p.shutdownErr = p.shutdown(ctx) })
@@ -502,6 +464,10 @@ func (p *Proxy) Close() error {
 func (p *Proxy) shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
+	names := make([]string, 0, len(p.services))
+	for name := range p.services {
+		names = append(names, name)
+	}
 	ls := make([]*listener, 0, len(p.listeners))
 	for _, l := range p.listeners {
 		ls = append(ls, l)
@@ -528,10 +494,17 @@ func (p *Proxy) shutdown(ctx context.Context) error {
 		p.conns.closeAll()
 	}
 	p.cancel()
+	if p.ownHealth {
+		p.health.Close()
+	} else {
+		// A shared checker outlives the proxy: stop checking what the
+		// proxy registered, as an own one would on Close.
+		for _, name := range names {
+			p.health.RemoveService(name)
+		}
+	}
 	p.fast.CloseIdleConnections() // and h1's
 	p.h2c.CloseIdleConnections()
-	p.probeH1.CloseIdleConnections()
-	p.probeH2C.CloseIdleConnections()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -38,7 +39,7 @@ type compiled struct {
 	rules           []rule
 	trusted         []netip.Prefix
 	sticky          *stickyConfig
-	health          *healthConfig
+	health          *health.Config
 	maxBody         int64
 	versionHeader   string
 	retries         int
@@ -54,10 +55,14 @@ func compileSpec(name string, sp *spec.ServiceSpec, key []byte) (*compiled, erro
 	if err != nil {
 		return nil, err
 	}
+	hc, err := health.NewConfig(sp.HealthCheck)
+	if err != nil {
+		return nil, err
+	}
 	c := &compiled{
 		rules:           rules,
 		trusted:         trusted,
-		health:          newHealthConfig(sp.HealthCheck),
+		health:          hc,
 		maxBody:         sp.Proxy.MaxBodyBytes,
 		versionHeader:   http.CanonicalHeaderKey(sp.Proxy.VersionHeader),
 		retries:         max(*sp.Proxy.Retries, 0), // set by spec.Default; Apply checks

@@ -1,22 +1,13 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Active health states of a target. A target nobody has probed yet is
-// routable (so a fresh start does not refuse traffic) but is not reported
-// healthy (so a health gate waits for a real probe).
-const (
-	healthUnknown int32 = iota
-	healthUp
-	healthDown
+	"github.com/switchyard/switchyard/internal/health"
 )
 
 // target is one backend address of one version. It is shared by every
@@ -28,46 +19,16 @@ type target struct {
 	scheme  string // "http" or "https"
 	h2c     bool
 	version *version
+	// health is the checker's state of this address in this version: the
+	// hot path asks it whether the target is routable and reports outcomes
+	// to it.
+	health *health.Target
 
-	inflight     atomic.Int64
-	state        atomic.Int32
-	ejectedUntil atomic.Int64 // unix nanoseconds; 0 when not ejected
-	fails        atomic.Int32 // consecutive passive failures
-	okStreak     atomic.Int32 // consecutive active successes/failures (checker only)
-	lastErr      atomic.Pointer[string]
-	up           prometheus.Gauge
-
-	stop context.CancelFunc // stops the health checker
-	done chan struct{}      // closed when the health checker returned
-}
-
-func (t *target) setErr(s string) {
-	if p := t.lastErr.Load(); p != nil && *p == s {
-		return
-	}
-	t.lastErr.Store(&s)
+	inflight atomic.Int64
 }
 
 // routable reports whether new requests may go to t at now (unix nanos).
-func (t *target) routable(now int64) bool {
-	if t.state.Load() == healthDown {
-		return false
-	}
-	if u := t.ejectedUntil.Load(); u != 0 && now < u {
-		return false
-	}
-	return true
-}
-
-// healthy is what Health and OnHealthChange report.
-func (t *target) healthy(now int64) bool {
-	return t.state.Load() == healthUp && !t.ejected(now)
-}
-
-func (t *target) ejected(now int64) bool {
-	u := t.ejectedUntil.Load()
-	return u != 0 && now < u
-}
+func (t *target) routable(now int64) bool { return t.health.Routable(now) }
 
 // version is one named pool of targets. The target list is replaced
 // atomically by SetVersion, so tables need not be rebuilt for it.
@@ -85,10 +46,6 @@ type version struct {
 	duration prometheus.Observer
 	codes    [600]atomic.Pointer[prometheus.Counter]
 	reqs     *prometheus.CounterVec
-
-	ejectMu sync.Mutex // serialises ejection decisions (never eject the last one)
-
-	lastHealthy, lastTotal int // reported to subscribers; notifier goroutine only
 }
 
 func (v *version) list() []*target {
@@ -172,27 +129,6 @@ func (v *version) anyTarget(exclude []*target) *target {
 		}
 	}
 	return nil
-}
-
-// counts returns healthy and total targets at now.
-func (v *version) counts(now int64) (healthy, total int) {
-	ts := v.list()
-	for _, t := range ts {
-		if t.healthy(now) {
-			healthy++
-		}
-	}
-	return healthy, len(ts)
-}
-
-// probed reports whether every target of v has had its first probe.
-func (v *version) probed() bool {
-	for _, t := range v.list() {
-		if t.state.Load() == healthUnknown {
-			return false
-		}
-	}
-	return true
 }
 
 func contains(ts []*target, t *target) bool {
