@@ -171,5 +171,8 @@ func TestNamedGateStep(t *testing.T) {
 		if w.s.Last == nil || w.s.Last.Result != ResultPromoted {
 			t.Fatalf("after promote at a named gate: last %+v, want promoted", w.s.Last)
 		}
+		if w.s.Last.Pending != nil {
+			t.Errorf("the gate's poll is still pending after a person opened it: %+v", w.s.Last.Pending)
+		}
 	})
 }

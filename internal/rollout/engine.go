@@ -338,6 +338,8 @@ func (t *txn) advance() {
 		r.StepIndex++
 		r.StepStartedAt = t.now
 		r.StepPromoted = false
+		// A gate a person opened may still be polled: it is over too.
+		r.Pending = nil
 	}
 }
 
