@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,8 +24,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/egress"
 	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/metrics"
+	promsource "github.com/switchyard/switchyard/internal/metrics/prometheus"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/router/builtin"
@@ -53,6 +56,10 @@ type Options struct {
 	Tick time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// EgressAllow lists internal addresses outbound calls (Prometheus
+	// queries, later webhooks) may reach; every other loopback, private or
+	// link-local destination is refused.
+	EgressAllow []netip.Prefix
 }
 
 // Daemon is a running Switchyard: proxy, runners and admin API. It builds
@@ -163,10 +170,10 @@ func New(opts Options) (*Daemon, error) {
 		builtin: builtin.New(px),
 		analyzer: runner.NewChecks(metrics.Sources{
 			spec.ProviderBuiltin: metrics.WindowFunc(func(service, version string, d time.Duration) metrics.Sample {
-				w := px.Window(service, version, d)
+				w := px.CompletedWindow(service, version, d)
 				return metrics.Sample{Requests: w.Requests, Errors: w.Errors, Latency: w.Latency}
 			}),
-		}),
+		}, promsource.New(egress.Policy{Allow: opts.EgressAllow}.Client(30*time.Second))),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -46,6 +47,22 @@ type WindowFunc func(service, version string, d time.Duration) Sample
 // Window implements Source.
 func (f WindowFunc) Window(_ context.Context, service, version string, d time.Duration) (Sample, error) {
 	return f(service, version, d), nil
+}
+
+// ErrNoData is returned (wrapped) by a Querier whose query returned no
+// series: no evidence either way, so the check is inconclusive.
+var ErrNoData = errors.New("the query returned no data")
+
+// Value is the number a query returned, with the warnings the server sent
+// along (kept in the history).
+type Value struct {
+	Number   float64
+	Warnings []string
+}
+
+// Querier answers a query with one number (Prometheus).
+type Querier interface {
+	Query(ctx context.Context, address, query string) (Value, error)
 }
 
 // Sources maps a provider name (spec.ProviderBuiltin, ...) to its source.

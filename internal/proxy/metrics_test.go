@@ -169,3 +169,22 @@ func TestWindowSketchAccuracy(t *testing.T) {
 		t.Errorf("after the ring wrapped: %d requests in the newest second, want 1", got)
 	}
 }
+
+// TestCompletedWindow: an analysis window counts whole seconds that have
+// ended, so a check of interval d sees d seconds of traffic, never the
+// current second's part.
+func TestCompletedWindow(t *testing.T) {
+	st := newStats(newLatencyMapping())
+	now := time.Now().Unix()
+	for sec := now - 5; sec <= now; sec++ {
+		for range 50 { // 50 requests a second
+			st.record(sec, time.Millisecond, false)
+		}
+	}
+	if got := st.sample(now-1, 2*time.Second).Requests; got != 100 {
+		t.Errorf("completed 2 s window = %d requests, want exactly 100 at 50/s", got)
+	}
+	if got := st.sample(now-1, 1500*time.Millisecond).Requests; got != 100 {
+		t.Errorf("completed 1.5 s window = %d requests, want 100 (whole seconds, rounded up)", got)
+	}
+}

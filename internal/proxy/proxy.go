@@ -429,6 +429,19 @@ func (p *Proxy) Health(name string) []TargetHealth {
 // sketch over the last d (whole one-second windows including the current
 // one; at most 120 s). An unknown service or version gives an empty Sample.
 func (p *Proxy) Window(name, ver string, d time.Duration) Sample {
+	return p.window(name, ver, d, 0)
+}
+
+// CompletedWindow is Window over the last d whole seconds that have ended,
+// leaving out the current, partial one: what an analysis check of interval
+// d measures, so that every check counts a full interval's requests (the
+// current second made a 2 s check count 1-2 s of traffic). d is rounded up
+// to whole seconds.
+func (p *Proxy) CompletedWindow(name, ver string, d time.Duration) Sample {
+	return p.window(name, ver, d, 1)
+}
+
+func (p *Proxy) window(name, ver string, d time.Duration, back int64) Sample {
 	p.mu.Lock()
 	var v *version
 	if s := p.services[name]; s != nil {
@@ -438,7 +451,7 @@ func (p *Proxy) Window(name, ver string, d time.Duration) Sample {
 	if v == nil {
 		return (&stats{lm: p.lm}).sample(0, 0)
 	}
-	return v.stats.sample(time.Now().Unix(), d)
+	return v.stats.sample(time.Now().Unix()-back, d)
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish

@@ -176,6 +176,7 @@ func (t *txn) resumeRun(r *Run, who string) {
 	if !r.Paused {
 		return
 	}
+	r.Unjudged = nil // a person chose to keep waiting: count afresh
 	r.StepStartedAt = r.StepStartedAt.Add(t.now.Sub(r.PausedAt))
 	r.Paused, r.PausedAt = false, time.Time{}
 	t.record("resumed", who, fmt.Sprintf("rollout #%d resumed by %s", r.ID, by(who)), true)
@@ -278,6 +279,7 @@ func (t *txn) verdict(e Verdict) {
 	}
 	t.emit(RecordHistory{Entry: HistoryEntry{At: t.now, Rollout: r.ID, Kind: "verdict", Step: r.StepIndex,
 		Weights: t.planned(), Verdict: &rec, Message: msg}})
+	t.countUnjudged(r, e, msg)
 	if e.Result != VerdictFailed {
 		return
 	}
@@ -287,6 +289,30 @@ func (t *txn) verdict(e Verdict) {
 		t.end(ResultRolledBack, fmt.Sprintf("analysis: %s was %s%s; %d failed checks reached threshold %d",
 			e.Metric, formatFloat(e.Value), t.m.boundsText(e.Metric), r.FailedChecks, r.Threshold), "")
 	}
+}
+
+// countUnjudged counts a check's inconclusive and error verdicts in a row;
+// at the rollout's errorLimit it pauses the rollout and says why: a canary
+// with too little traffic, or a metrics source that stays down, must not
+// wait in silence for ever. It never promotes on them.
+func (t *txn) countUnjudged(r *Run, e Verdict, msg string) {
+	r.Unjudged = maps.Clone(r.Unjudged)
+	if e.Result != VerdictInconclusive && e.Result != VerdictError {
+		delete(r.Unjudged, e.Metric)
+		return
+	}
+	if r.Unjudged == nil {
+		r.Unjudged = make(map[string]int)
+	}
+	r.Unjudged[e.Metric]++
+	n := r.Unjudged[e.Metric]
+	if r.ErrorLimit <= 0 || n < r.ErrorLimit || r.Paused {
+		return
+	}
+	r.Paused, r.PausedAt = true, t.now
+	t.record("paused", "", fmt.Sprintf("rollout #%d paused at step %d/%d: %d checks of %s in a row without a verdict (consecutiveErrorLimit %d); last: %s. "+
+		"Resume to keep waiting, promote --full to override, or abort",
+		r.ID, r.StepIndex+1, len(r.Steps), n, e.Metric, r.ErrorLimit, msg), true)
 }
 
 func (m *Machine) boundsText(metric string) string {

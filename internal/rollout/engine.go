@@ -520,7 +520,7 @@ func (t *txn) start(v string, kind StrategyKind, by, why string) error {
 	s.NextRollout = id + 1
 	r := &Run{
 		ID: id, Version: v, From: s.Stable, Strategy: kind, By: by, Steps: steps,
-		StartedAt: t.now, StepStartedAt: t.now, Threshold: t.m.threshold,
+		StartedAt: t.now, StepStartedAt: t.now, Threshold: t.m.threshold, ErrorLimit: t.m.errorLimit,
 		Analysis: t.m.analysis, Metrics: t.m.metrics,
 	}
 	if t.m.progress > 0 {

@@ -51,6 +51,7 @@ type Machine struct {
 	metrics         []string
 	bounds          map[string]spec.ThresholdRange
 	threshold       int
+	errorLimit      int
 	progress        time.Duration
 	scaleDownDelay  time.Duration
 }
@@ -109,6 +110,7 @@ func New(svc *spec.Service) (*Machine, error) {
 		if a.Threshold > 0 {
 			m.threshold = a.Threshold
 		}
+		m.errorLimit = a.ConsecutiveErrorLimit
 	}
 	return m, nil
 }

@@ -58,10 +58,14 @@ type Run struct {
 	Paused   bool      `json:"paused,omitempty"`
 	PausedAt time.Time `json:"pausedAt,omitempty"`
 	// FailedChecks counts failed verdicts; Threshold failed checks roll back.
-	FailedChecks int                      `json:"failedChecks"`
-	Threshold    int                      `json:"threshold"`
-	Verdicts     map[string]VerdictRecord `json:"verdicts,omitempty"`
-	Analysis     bool                     `json:"analysis,omitempty"`
+	FailedChecks int `json:"failedChecks"`
+	Threshold    int `json:"threshold"`
+	// Unjudged counts, per check, the inconclusive or error verdicts in a
+	// row; ErrorLimit of them pause the rollout.
+	Unjudged   map[string]int           `json:"unjudged,omitempty"`
+	ErrorLimit int                      `json:"errorLimit,omitempty"`
+	Verdicts   map[string]VerdictRecord `json:"verdicts,omitempty"`
+	Analysis   bool                     `json:"analysis,omitempty"`
 	// Metrics are the analysis checks configured when the rollout started;
 	// each must have passed before the rollout advances past a pause,
 	// switch or bake step.

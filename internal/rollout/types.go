@@ -88,6 +88,10 @@ const (
 	VerdictPassed       VerdictResult = "passed"
 	VerdictFailed       VerdictResult = "failed"
 	VerdictInconclusive VerdictResult = "inconclusive"
+	// VerdictError: the check could not be evaluated (a source that is
+	// down, a query that returns several series). Like inconclusive, it
+	// holds the rollout and never promotes.
+	VerdictError VerdictResult = "error"
 )
 
 // VerdictRecord is the latest verdict of one check, kept in State.

@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,16 +15,20 @@ import (
 )
 
 // Checks is the Analyzer of threshold checks: every metric of the spec's
-// analysis is measured from its provider's source at its interval and
-// judged by internal/analysis.
+// analysis is measured from its provider at its interval and judged by
+// internal/analysis.
 type Checks struct {
-	sources metrics.Sources
+	sources metrics.Sources // windows, by provider (builtin)
+	query   metrics.Querier // prometheus; nil: such checks are errors
 }
 
 var _ Analyzer = (*Checks)(nil)
 
-// NewChecks returns an Analyzer reading the given sources, by provider.
-func NewChecks(sources metrics.Sources) *Checks { return &Checks{sources: sources} }
+// NewChecks returns an Analyzer reading windows from sources (by provider)
+// and queries from query.
+func NewChecks(sources metrics.Sources, query metrics.Querier) *Checks {
+	return &Checks{sources: sources, query: query}
+}
 
 // Start implements Analyzer: one loop per metric, each on its own interval
 // (the spec defaults a metric's interval to the analysis interval).
@@ -55,29 +61,61 @@ func (c *Checks) Start(ctx context.Context, svc *spec.Service, a rollout.StartAn
 					return
 				case <-t.C:
 				}
-				send(c.measure(ctx, name, a.Canary, m, interval))
+				send(c.measure(ctx, name, a, m, interval))
 			}
 		})
 	}
 	return stop
 }
 
-// measure takes one verdict of metric m for version over the last d. A
-// source that fails makes the verdict inconclusive: the rollout waits,
-// never promotes.
-func (c *Checks) measure(ctx context.Context, service, version string, m spec.Metric, d time.Duration) rollout.Verdict {
+// measure takes one verdict of metric m for the canary over the last d. A
+// source that fails makes the verdict an error, and one without data
+// inconclusive: the rollout waits, never promotes.
+func (c *Checks) measure(ctx context.Context, service string, a rollout.StartAnalysis, m spec.Metric, d time.Duration) rollout.Verdict {
+	if m.Provider == spec.ProviderPrometheus {
+		return c.measureQuery(ctx, service, a, m, d)
+	}
 	src, err := c.sources.For(m.Provider)
 	if err != nil {
-		return rollout.Verdict{Metric: m.Name, Result: rollout.VerdictInconclusive, Reason: err.Error()}
+		return rollout.Verdict{Metric: m.Name, Result: rollout.VerdictError, Reason: err.Error()}
 	}
-	s, err := src.Window(ctx, service, version, d)
+	s, err := src.Window(ctx, service, a.Canary, d)
 	if err != nil {
-		return rollout.Verdict{Metric: m.Name, Result: rollout.VerdictInconclusive,
+		return rollout.Verdict{Metric: m.Name, Result: rollout.VerdictError,
 			Reason: fmt.Sprintf("metric source %s: %v", m.Provider, err)}
 	}
 	x := analysis.Measurement{Requests: s.Requests, Errors: s.Errors}
 	if s.Requests > 0 {
-		x.P99 = float64(s.Quantile(0.99)) / float64(time.Millisecond)
+		x.Latency = float64(s.Quantile(m.Quantile)) / float64(time.Millisecond)
 	}
 	return analysis.Evaluate(m, x)
+}
+
+// measureQuery runs a prometheus check: its template expanded for this
+// rollout, one number judged; warnings are kept in the verdict's reason.
+func (c *Checks) measureQuery(ctx context.Context, service string, a rollout.StartAnalysis, m spec.Metric, d time.Duration) rollout.Verdict {
+	fail := func(res rollout.VerdictResult, format string, args ...any) rollout.Verdict {
+		return rollout.Verdict{Metric: m.Name, Result: res, Reason: fmt.Sprintf(format, args...)}
+	}
+	if c.query == nil || m.Prometheus == nil {
+		return fail(rollout.VerdictError, "no prometheus querier is configured")
+	}
+	q, err := spec.ExpandQuery(m.Prometheus.Query, spec.QueryVars{Service: service, Version: a.Canary, Stable: a.Stable, Interval: spec.PromDuration(d)})
+	if err != nil {
+		return fail(rollout.VerdictError, "query %s", err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, min(d, 30*time.Second))
+	defer cancel()
+	val, err := c.query.Query(qctx, m.Prometheus.Address, q)
+	switch {
+	case errors.Is(err, metrics.ErrNoData):
+		return fail(rollout.VerdictInconclusive, "%v", err)
+	case err != nil:
+		return fail(rollout.VerdictError, "%v", err)
+	}
+	v := analysis.Judge(m, val.Number)
+	if len(val.Warnings) > 0 {
+		v.Reason += "; prometheus warnings: " + strings.Join(val.Warnings, "; ")
+	}
+	return v
 }

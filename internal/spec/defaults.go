@@ -1,38 +1,61 @@
 package spec
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Defaults applied by Service.Default. Docs and tests read these constants,
 // so the documented value and the applied value cannot drift apart.
 const (
-	DefaultHealthPath               = "/"
-	DefaultHealthInterval           = 2 * time.Second
-	DefaultHealthTimeout            = 1 * time.Second
-	DefaultHealthyThreshold         = 2
-	DefaultUnhealthyThreshold       = 2
-	DefaultPassiveFailures          = 5
-	DefaultPassiveBackoff           = 30 * time.Second
-	DefaultProgressDeadline         = 10 * time.Minute
-	DefaultAnalysisInterval         = 1 * time.Minute
-	DefaultAnalysisThreshold        = 5
-	DefaultAutoPromote              = true
-	DefaultScaleDownDelay           = 10 * time.Minute
-	DefaultMaxWeight                = 50
-	DefaultCanaryInterval           = 1 * time.Minute
-	DefaultStickyTTL                = 24 * time.Hour
-	DefaultDrainTimeout             = 30 * time.Second
-	DefaultReadHeaderTimeout        = 10 * time.Second
-	DefaultIdleTimeout              = 90 * time.Second
-	DefaultReadTimeout              = 60 * time.Second
-	DefaultUpstreamTimeout          = 0 * time.Second // none: streams may run for ever
-	DefaultMaxHeaderBytes           = 65536
-	DefaultMaxBodyBytes       int64 = 0 // unlimited
-	DefaultRetries                  = 2
+	DefaultHealthPath                  = "/"
+	DefaultHealthInterval              = 2 * time.Second
+	DefaultHealthTimeout               = 1 * time.Second
+	DefaultHealthyThreshold            = 2
+	DefaultUnhealthyThreshold          = 2
+	DefaultPassiveFailures             = 5
+	DefaultPassiveBackoff              = 30 * time.Second
+	DefaultProgressDeadline            = 10 * time.Minute
+	DefaultAnalysisInterval            = 1 * time.Minute
+	DefaultAnalysisThreshold           = 5
+	DefaultConsecutiveErrorLimit       = 4
+	DefaultQuantile                    = 0.99
+	DefaultMinSamples                  = 10
+	DefaultAutoPromote                 = true
+	DefaultScaleDownDelay              = 10 * time.Minute
+	DefaultMaxWeight                   = 50
+	DefaultCanaryInterval              = 1 * time.Minute
+	DefaultStickyTTL                   = 24 * time.Hour
+	DefaultDrainTimeout                = 30 * time.Second
+	DefaultReadHeaderTimeout           = 10 * time.Second
+	DefaultIdleTimeout                 = 90 * time.Second
+	DefaultReadTimeout                 = 60 * time.Second
+	DefaultUpstreamTimeout             = 0 * time.Second // none: streams may run for ever
+	DefaultMaxHeaderBytes              = 65536
+	DefaultMaxBodyBytes          int64 = 0 // unlimited
+	DefaultRetries                     = 2
 )
 
-// ProviderBuiltin is the metric provider of the built-in proxy's
-// measurements.
-const ProviderBuiltin = "builtin"
+// Metric providers.
+const (
+	// ProviderBuiltin is the built-in proxy's measurements of every request.
+	ProviderBuiltin = "builtin"
+	// ProviderPrometheus is a PromQL query (a metric's prometheus block).
+	ProviderPrometheus = "prometheus"
+)
+
+// minSamplesFor is the default minSamples of a success-rate check with
+// lower bound min: the fewest requests in which a single error still
+// passes (100 for min 99, 1000 for 99.9), at least DefaultMinSamples. A
+// thinner window makes the check inconclusive, so one unlucky error in a
+// quiet second cannot fail a healthy version.
+func minSamplesFor(min *float64) int {
+	if min == nil || *min >= 100 || *min <= 0 {
+		return DefaultMinSamples
+	}
+	n := int(math.Ceil(100/(100-*min) - 1e-9))
+	return max(n, DefaultMinSamples)
+}
 
 // Default fills every unset field with its default, in place. It is the one
 // place defaults live; it is idempotent and never overrides a set value.
@@ -73,10 +96,26 @@ func (s *Service) Default() {
 	if a := sp.Analysis; a != nil {
 		setDuration(&a.Interval, DefaultAnalysisInterval)
 		setInt(&a.Threshold, DefaultAnalysisThreshold)
+		setInt(&a.ConsecutiveErrorLimit, DefaultConsecutiveErrorLimit)
 		for i := range a.Metrics {
 			m := &a.Metrics[i]
 			setDuration(&m.Interval, a.Interval.Duration)
+			if m.Prometheus != nil {
+				setString(&m.Provider, ProviderPrometheus)
+			}
 			setString(&m.Provider, ProviderBuiltin)
+			if m.Provider != ProviderBuiltin {
+				continue
+			}
+			switch m.Name {
+			case MetricRequestDuration:
+				if m.Quantile == 0 {
+					m.Quantile = DefaultQuantile
+				}
+				setInt(&m.MinSamples, DefaultMinSamples)
+			case MetricRequestSuccessRate:
+				setInt(&m.MinSamples, minSamplesFor(m.ThresholdRange.Min))
+			}
 		}
 	}
 	if sp.TrafficRouter == (TrafficRouter{}) {

@@ -71,6 +71,9 @@ func checkBounds(file string, data []byte) error {
 type valueRange struct {
 	lo, hi   float64 // in the field's unit (nanoseconds for durations)
 	duration bool
+	// unset: zero means "not set" and is accepted (a field defaulted only
+	// where it applies), written `range:"lo,hi,unset"`.
+	unset bool
 }
 
 func parseRange(tag string, duration bool) (valueRange, bool) {
@@ -82,6 +85,12 @@ func parseRange(tag string, duration bool) (valueRange, bool) {
 		panic("spec: bad range tag " + tag) // a programming error in types.go, caught by every test
 	}
 	r := valueRange{duration: duration}
+	if h, opt, ok := strings.Cut(hi, ","); ok {
+		if opt != "unset" {
+			panic("spec: bad range tag " + tag)
+		}
+		hi, r.unset = h, true
+	}
 	parse := func(s string) float64 {
 		if duration {
 			d, err := time.ParseDuration(s)
@@ -102,10 +111,16 @@ func parseRange(tag string, duration bool) (valueRange, bool) {
 
 // String renders the range as users write it: "1-100", "1s to 24h".
 func (r valueRange) String() string {
+	var s string
 	if r.duration {
-		return shortDuration(time.Duration(r.lo)) + " to " + shortDuration(time.Duration(r.hi))
+		s = shortDuration(time.Duration(r.lo)) + " to " + shortDuration(time.Duration(r.hi))
+	} else {
+		s = strconv.FormatFloat(r.lo, 'f', -1, 64) + "-" + strconv.FormatFloat(r.hi, 'f', -1, 64)
 	}
-	return strconv.FormatFloat(r.lo, 'f', -1, 64) + "-" + strconv.FormatFloat(r.hi, 'f', -1, 64)
+	if r.unset {
+		s += " (or unset)"
+	}
+	return s
 }
 
 // shortDuration writes 1h rather than 1h0m0s.
@@ -175,10 +190,12 @@ func (v *validator) rangesIn(rv reflect.Value, path string) {
 			x, shown = float64(d), d.String()
 		case fv.CanInt():
 			x, shown = float64(fv.Int()), strconv.FormatInt(fv.Int(), 10)
+		case fv.CanFloat():
+			x, shown = fv.Float(), fmtFloat(fv.Float())
 		default:
 			panic("spec: range tag on " + fp + " of type " + fv.Type().String())
 		}
-		if x < r.lo || x > r.hi {
+		if (x < r.lo || x > r.hi) && !(r.unset && x == 0) {
 			v.add(fp, shown, "must be "+r.String())
 		}
 	}

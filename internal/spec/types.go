@@ -237,24 +237,58 @@ type Analysis struct {
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Threshold is how many failed checks roll the rollout back (at least 1).
 	Threshold int `json:"threshold,omitempty" range:"1,1000"`
+	// ConsecutiveErrorLimit is how many checks in a row may be inconclusive
+	// (too few samples, a source that is down) or in error before the
+	// rollout pauses and says why; it never promotes on them.
+	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit,omitempty" range:"1,1000"`
 	// Metrics are the checks; at least one, each name at most once.
 	Metrics []Metric `json:"metrics,omitempty"`
 }
 
 // Metric is one check. Built-in names: request-success-rate (percent),
-// request-duration (p99, milliseconds).
+// request-duration (a latency quantile, milliseconds); any name with a
+// prometheus block.
 type Metric struct {
 	// Name is "request-success-rate" (percent of requests without a 5xx or
-	// connection error) or "request-duration" (p99, milliseconds).
+	// connection error), "request-duration" (the latency at quantile, in
+	// milliseconds), or any name for a prometheus query.
 	Name string `json:"name"`
-	// ThresholdRange is the range a passing value lies in.
-	ThresholdRange ThresholdRange `json:"thresholdRange"`
+	// ThresholdRange is the range a passing value lies in; or use
+	// successCondition/failureCondition.
+	ThresholdRange ThresholdRange `json:"thresholdRange,omitempty"`
+	// Quantile is the latency quantile request-duration measures (default 0.99).
+	Quantile float64 `json:"quantile,omitempty" range:"0.5,0.999,unset"`
+	// MinSamples is the fewest requests a built-in check needs for a verdict;
+	// with fewer it is inconclusive. Default: for request-success-rate the
+	// fewest requests in which one error still passes min (100 for min 99),
+	// at least 10; 10 for request-duration.
+	MinSamples int `json:"minSamples,omitempty" range:"1,1000000,unset"`
+	// Prometheus, when set, measures the metric with a PromQL query.
+	Prometheus *PrometheusMetric `json:"prometheus,omitempty"`
+	// SuccessCondition is an expression over result (the query's value)
+	// that must hold for the check to pass, e.g. "result < 0.01".
+	SuccessCondition string `json:"successCondition,omitempty"`
+	// FailureCondition is an expression over result that fails the check
+	// when it holds; checked before successCondition.
+	FailureCondition string `json:"failureCondition,omitempty"`
 	// Interval is the window the metric is computed over; unset means the
 	// analysis interval.
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Provider names the metric source: "builtin" (the built-in proxy's
-	// measurements of every request, the default).
+	// measurements of every request, the default) or "prometheus" (the
+	// default with a prometheus block).
 	Provider string `json:"provider,omitempty"`
+}
+
+// PrometheusMetric is a PromQL query whose single value is the metric.
+type PrometheusMetric struct {
+	// Address is the Prometheus server's base URL, e.g. "http://prometheus:9090".
+	Address string `json:"address"`
+	// Query is a PromQL template: {{ service }}, {{ version }} (the canary),
+	// {{ stable }} and {{ interval }} (a PromQL duration such as "1m") are
+	// replaced before it runs. It must return one number: a scalar, or a
+	// vector of exactly one series.
+	Query string `json:"query"`
 }
 
 // ThresholdRange bounds a metric value; a nil bound is open.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ var (
 	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	versionName  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 	hostName     = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`)
+	metricName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
 
 // Validate checks a defaulted service and returns every problem at once,
@@ -451,51 +453,115 @@ func (v *validator) analysis() {
 	}
 	const p = "spec.analysis"
 	if len(a.Metrics) == 0 {
-		v.add(p+".metrics", "", fmt.Sprintf("needs at least one metric (%s or %s)", MetricRequestSuccessRate, MetricRequestDuration))
+		v.add(p+".metrics", "", fmt.Sprintf("needs at least one metric (%s, %s, or one with a prometheus query)", MetricRequestSuccessRate, MetricRequestDuration))
 	}
 	seen := map[string]int{}
 	for i, m := range a.Metrics {
 		mp := fmt.Sprintf("%s.metrics[%d]", p, i)
-		switch m.Name {
-		case MetricRequestSuccessRate, MetricRequestDuration:
-			if j, dup := seen[m.Name]; dup {
-				v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be unique; metrics[%d] has the same name", j))
-			}
-			seen[m.Name] = i
+		if j, dup := seen[m.Name]; dup {
+			v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be unique; metrics[%d] has the same name", j))
+		}
+		seen[m.Name] = i
+		switch m.Provider {
+		case ProviderBuiltin:
+			v.builtinMetric(mp, m)
+		case ProviderPrometheus:
+			v.prometheusMetric(mp, m)
 		default:
-			v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be %q or %q", MetricRequestSuccessRate, MetricRequestDuration))
+			v.add(mp+".provider", quote(m.Provider), fmt.Sprintf("must be %q (the built-in proxy's measurements) or %q (with a prometheus block)", ProviderBuiltin, ProviderPrometheus))
 		}
-		if m.Provider != ProviderBuiltin {
-			v.add(mp+".provider", quote(m.Provider), fmt.Sprintf("must be %q (the built-in proxy's measurements)", ProviderBuiltin))
-		}
-		tr := m.ThresholdRange
-		rp := mp + ".thresholdRange"
-		if tr.Min == nil && tr.Max == nil {
-			v.add(rp, "", "needs min or max (or both)")
+		v.conditions(mp, m)
+	}
+}
+
+func (v *validator) builtinMetric(mp string, m Metric) {
+	switch m.Name {
+	case MetricRequestSuccessRate, MetricRequestDuration:
+	default:
+		v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be %q or %q, or the metric needs a prometheus query", MetricRequestSuccessRate, MetricRequestDuration))
+		return
+	}
+	if m.Prometheus != nil {
+		v.add(mp+".prometheus", "", fmt.Sprintf("is set, but provider is %q; leave provider out", ProviderBuiltin))
+	}
+	if m.Quantile != 0 && m.Name != MetricRequestDuration {
+		v.add(mp+".quantile", fmtFloat(m.Quantile), "is only used with "+MetricRequestDuration)
+	}
+	tr := m.ThresholdRange
+	rp := mp + ".thresholdRange"
+	if tr.Min == nil && tr.Max == nil && m.SuccessCondition == "" && m.FailureCondition == "" {
+		v.add(rp, "", "needs min or max (or both), or a successCondition/failureCondition")
+		return
+	}
+	if tr.Min != nil && tr.Max != nil && *tr.Min > *tr.Max {
+		v.add(rp+".min", fmtFloat(*tr.Min), fmt.Sprintf("must not be greater than max (%s)", fmtFloat(*tr.Max)))
+	}
+	lo, hi, unit := 0.0, -1.0, "milliseconds"
+	if m.Name == MetricRequestSuccessRate {
+		hi, unit = 100, "a percentage"
+	}
+	for _, b := range []struct {
+		name string
+		v    *float64
+	}{{"min", tr.Min}, {"max", tr.Max}} {
+		if b.v == nil {
 			continue
 		}
-		if tr.Min != nil && tr.Max != nil && *tr.Min > *tr.Max {
-			v.add(rp+".min", fmtFloat(*tr.Min), fmt.Sprintf("must not be greater than max (%s)", fmtFloat(*tr.Max)))
-		}
-		lo, hi, unit := 0.0, -1.0, "milliseconds"
-		if m.Name == MetricRequestSuccessRate {
-			hi, unit = 100, "a percentage"
-		}
-		for _, b := range []struct {
-			name string
-			v    *float64
-		}{{"min", tr.Min}, {"max", tr.Max}} {
-			if b.v == nil {
-				continue
+		if *b.v < lo || (hi >= lo && *b.v > hi) {
+			want := "must be 0 or more (" + unit + ")"
+			if hi >= lo {
+				want = "must be 0-100 (" + unit + ")"
 			}
-			if *b.v < lo || (hi >= lo && *b.v > hi) {
-				want := "must be 0 or more (" + unit + ")"
-				if hi >= lo {
-					want = "must be 0-100 (" + unit + ")"
-				}
-				v.add(rp+"."+b.name, fmtFloat(*b.v), want)
-			}
+			v.add(rp+"."+b.name, fmtFloat(*b.v), want)
 		}
+	}
+}
+
+func (v *validator) prometheusMetric(mp string, m Metric) {
+	pm := m.Prometheus
+	if pm == nil {
+		v.add(mp+".prometheus", "", fmt.Sprintf("is required with provider %q: {address, query}", ProviderPrometheus))
+		return
+	}
+	if !metricName.MatchString(m.Name) {
+		v.add(mp+".name", quote(m.Name), "must be letters, digits, '-', '_' or '.', like \"error-rate\"")
+	}
+	if m.Quantile != 0 {
+		v.add(mp+".quantile", fmtFloat(m.Quantile), "is only used with "+MetricRequestDuration+"; put the quantile in the query")
+	}
+	if m.MinSamples != 0 {
+		v.add(mp+".minSamples", strconv.Itoa(m.MinSamples), "is only used with the built-in metrics")
+	}
+	if u, err := url.Parse(pm.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		v.add(mp+".prometheus.address", quote(pm.Address), "must be an http:// or https:// URL of a Prometheus server, like \"http://prometheus:9090\", without credentials")
+	}
+	if strings.TrimSpace(pm.Query) == "" {
+		v.add(mp+".prometheus.query", "", "is required: a PromQL query returning one number")
+	} else if _, err := ExpandQuery(pm.Query, QueryVars{Service: "s", Version: "v", Stable: "s", Interval: "1m"}); err != nil {
+		v.add(mp+".prometheus.query", quote(pm.Query), err.Error())
+	}
+	tr := m.ThresholdRange
+	if tr.Min == nil && tr.Max == nil && m.SuccessCondition == "" && m.FailureCondition == "" {
+		v.add(mp+".thresholdRange", "", "needs min or max (or both), or a successCondition/failureCondition")
+	}
+	if tr.Min != nil && tr.Max != nil && *tr.Min > *tr.Max {
+		v.add(mp+".thresholdRange.min", fmtFloat(*tr.Min), fmt.Sprintf("must not be greater than max (%s)", fmtFloat(*tr.Max)))
+	}
+}
+
+// conditions compiles a metric's expressions, so a typo is a config error
+// with its position, found by validate rather than at the first check.
+func (v *validator) conditions(mp string, m Metric) {
+	for _, c := range []struct{ field, src string }{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
+		if c.src == "" {
+			continue
+		}
+		if _, err := CompileCondition(c.src); err != nil {
+			v.add(mp+"."+c.field, quote(c.src), err.Error())
+		}
+	}
+	if (m.SuccessCondition != "" || m.FailureCondition != "") && (m.ThresholdRange.Min != nil || m.ThresholdRange.Max != nil) {
+		v.add(mp+".thresholdRange", "", "must not be set together with successCondition/failureCondition; use one way to judge")
 	}
 }
 
