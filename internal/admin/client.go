@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +55,7 @@ type Client struct {
 	token   string
 	user    string
 	timeout time.Duration
+	rootCAs *x509.CertPool
 	// transport is shared by calls (with timeout) and the event stream
 	// (bounded by its context only).
 	transport http.RoundTripper
@@ -82,25 +86,49 @@ func WithTransport(rt http.RoundTripper) ClientOption {
 	}
 }
 
-// NewClient returns a client of the admin API at baseURL ("http://host:port"
-// or "host:port") authenticating with token.
+// WithRootCAs makes the client trust the certificates in pool (and only
+// them) for an https:// server: a self-signed certificate of `serve
+// --admin-tls-cert`, or the private CA that signed it. Without it the
+// system's roots are used. It applies to the default transport only.
+func WithRootCAs(pool *x509.CertPool) ClientOption { return func(c *Client) { c.rootCAs = pool } }
+
+// LoadCACert reads PEM certificates from path for WithRootCAs. Errors name
+// the file and the flag that gave it (--ca-cert, SWITCHYARD_CA_CERT).
+func LoadCACert(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate (--ca-cert or %s): %w", EnvCACert, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA certificate %s (--ca-cert or %s) holds no PEM certificate: "+
+			"pass the certificate file `serve --admin-tls-cert` uses, or the CA that signed it", path, EnvCACert)
+	}
+	return pool, nil
+}
+
+// NewClient returns a client of the admin API at baseURL ("http://host:port",
+// "https://host:port" or "host:port") authenticating with token.
 func NewClient(baseURL, token string, opts ...ClientOption) *Client {
 	c := &Client{
 		base:    normalizeURL(baseURL),
 		token:   token,
 		timeout: DefaultClientTimeout,
-		transport: &http.Transport{
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.transport == nil {
+		c.transport = &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{RootCAs: c.rootCAs, MinVersion: tls.VersionTLS12},
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: DefaultClientTimeout,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   4,
 			ForceAttemptHTTP2:     true,
-		},
-	}
-	for _, o := range opts {
-		o(c)
+		}
 	}
 	return c
 }
@@ -326,9 +354,25 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 }
 
 func (c *Client) transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Timeout() {
+	var (
+		ue        *url.Error
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		tlsRecord tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &ue) && ue.Timeout():
 		return fmt.Errorf("switchyard server at %s did not answer in time: %w", c.base, err)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("the certificate of the switchyard server at %s is not trusted: pass --ca-cert FILE (or set %s) "+
+			"with the certificate `serve --admin-tls-cert` uses, or the CA that signed it: %w", c.base, EnvCACert, err)
+	case errors.As(err, &hostname):
+		return fmt.Errorf("the certificate of the switchyard server at %s is not made for that host: "+
+			"use --server with a name or address the certificate lists: %w", c.base, err)
+	case errors.As(err, &tlsRecord), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http replaces the TLS record error with a plain one when
+		// the answer looks like HTTP.
+		return fmt.Errorf("the switchyard server at %s does not speak TLS: use --server http://…: %w", c.base, err)
 	}
 	return fmt.Errorf("cannot reach the switchyard server at %s (is `switchyard serve` running?): %w", c.base, err)
 }

@@ -24,7 +24,14 @@ const (
 const (
 	EnvServer = "SWITCHYARD_SERVER"
 	EnvToken  = "SWITCHYARD_TOKEN"
+	// EnvCACert names a PEM file of certificates to trust for an https://
+	// server (the CLI's --ca-cert).
+	EnvCACert = "SWITCHYARD_CA_CERT"
 )
+
+// ErrLooseToken means the admin token file is accessible to other users;
+// EnsureToken refuses to use it.
+var ErrLooseToken = errors.New("admin token is not private")
 
 // ErrNoServer means no admin endpoint (or no token for it) could be found.
 var ErrNoServer = errors.New("no switchyard server found")
@@ -36,8 +43,9 @@ const tokenBytes = 32
 // first start: 32 random bytes, hex-encoded, written atomically with mode
 // 0600 (the directory is created 0700 if missing). An existing token is
 // reused, so CLIs and scripts that hold it keep working across restarts. A
-// token file readable by group or others has its mode tightened to 0600; a
-// file that does not hold a token is an error naming the file and the fix.
+// token file that group or others may access is refused with an error
+// wrapping ErrLooseToken that names the mode and the chmod fix; a file that
+// does not hold a token is an error naming the file and the fix.
 func EnsureToken(stateDir string) (string, error) {
 	path := filepath.Join(stateDir, TokenFile)
 	tok, err := readToken(path)
@@ -74,11 +82,17 @@ func readToken(path string) (string, error) {
 	if !info.Mode().IsRegular() {
 		return "", fmt.Errorf("admin token %s is not a regular file: remove it so `switchyard serve` can write a new token", path)
 	}
-	if info.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(path, 0o600); err != nil {
-			return "", fmt.Errorf("admin token %s is readable by others (mode %v) and cannot be made private: %w",
-				path, info.Mode().Perm(), err)
-		}
+	// Refused, not tightened (as OpenSSH refuses a private key others can
+	// read): whoever else could read it may hold it already, and a silent
+	// chmod would hide that. The operator decides: chmod if nobody else
+	// can have read it, or remove it for a new token.
+	var loose *statedir.LooseError
+	if err := statedir.CheckPrivate(path); errors.As(err, &loose) {
+		return "", fmt.Errorf("%w: admin token %s has mode %04o: %s, and whoever read it controls every deployment; "+
+			"if nobody else can have read it, run `%s`; otherwise remove it and restart `switchyard serve` to get a new token",
+			ErrLooseToken, path, loose.Mode, loose.Access(), loose.Fix())
+	} else if err != nil {
+		return "", err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

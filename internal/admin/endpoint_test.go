@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,16 +43,30 @@ func TestEnsureToken(t *testing.T) {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 
-	t.Run("loose permissions are tightened", func(t *testing.T) {
-		if err := os.Chmod(path, 0o644); err != nil {
+	t.Run("a token others can read is refused, not tightened", func(t *testing.T) {
+		for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			got, err := EnsureToken(dir)
+			if !errors.Is(err, ErrLooseToken) || got != "" {
+				t.Fatalf("EnsureToken over a %04o token = %q, %v; want ErrLooseToken", mode, got, err)
+			}
+			for _, want := range []string{path, fmt.Sprintf("mode %04o", mode), "chmod 600 " + path, "remove it"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("EnsureToken over a %04o token: error %q does not contain %q", mode, err, want)
+				}
+			}
+			if info, _ := os.Stat(path); info.Mode().Perm() != mode {
+				t.Errorf("mode after EnsureToken = %04o, want %04o left as it was", info.Mode().Perm(), mode)
+			}
+		}
+		// After the fix the error names, the same token is used again.
+		if err := os.Chmod(path, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got, err := EnsureToken(dir)
-		if err != nil || got != tok {
-			t.Fatalf("EnsureToken = %q, %v; want the existing token", got, err)
-		}
-		if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
-			t.Errorf("mode after EnsureToken = %v, want 0600", info.Mode().Perm())
+		if got, err := EnsureToken(dir); err != nil || got != tok {
+			t.Errorf("EnsureToken after chmod 600 = %q, %v; want the existing token", got, err)
 		}
 	})
 	t.Run("malformed token file", func(t *testing.T) {

@@ -65,15 +65,20 @@ type ServerOptions struct {
 	// Heartbeat is the event stream's keep-alive interval; zero means
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
+	// MetricsNeedToken makes /metrics require the bearer token like /api/
+	// (Exposure.MetricsNeedToken: the listener is reachable from other
+	// hosts).
+	MetricsNeedToken bool
 }
 
 // Server is the admin HTTP API. Build it with NewServer and serve Handler.
 //
 // Authentication: every /api/ route needs "Authorization: Bearer TOKEN".
-// /healthz, /readyz and /metrics need no token: they change nothing, load
-// balancers and Prometheus scrapers rarely carry one, and the admin
-// listener is on loopback by default. Whoever exposes it further should
-// know /metrics lists service and version names.
+// /healthz and /readyz never do: they change nothing, say nothing but
+// "ok" or "not ready", and load balancers' probes carry no token. /metrics
+// needs one when MetricsNeedToken is set (a listener other hosts can reach,
+// see ListenConfig): it lists every service, version and target, and
+// Prometheus can send a bearer token (a scrape config's authorization).
 //
 // Cross-origin browser requests that could change something (any method
 // but GET, HEAD and OPTIONS) are refused with 403, whatever the token, so a
@@ -131,10 +136,14 @@ func NewServer(ctrl Controller, opts ServerOptions) *Server {
 	})
 	root.HandleFunc("GET /readyz", s.readyz)
 	if opts.Gatherer != nil {
-		root.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+		var metrics http.Handler = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			EnableOpenMetrics: true,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelError),
-		}))
+		})
+		if opts.MetricsNeedToken {
+			metrics = s.authenticate(metrics)
+		}
+		root.Handle("GET /metrics", metrics)
 	}
 	s.handler = s.refuseCrossOrigin(root)
 	return s

@@ -53,6 +53,7 @@ type env struct {
 
 	server   string
 	token    string
+	caCert   string
 	stateDir string
 	output   string
 	// plain forces line-by-line progress even in a terminal (the demo
@@ -116,6 +117,7 @@ back automatically. Start with "switchyard demo".`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.server, "server", "", "admin API URL (default: found in --state-dir, or $SWITCHYARD_SERVER)")
 	pf.StringVar(&e.token, "token", "", "admin API token (default: found in --state-dir, or $SWITCHYARD_TOKEN)")
+	pf.StringVar(&e.caCert, "ca-cert", "", "PEM certificate(s) to trust for an https:// --server, e.g. serve's --admin-tls-cert ($SWITCHYARD_CA_CERT)")
 	pf.StringVar(&e.stateDir, "state-dir", defaultStateDir(os.Getenv), "directory holding the store, the admin token and address ($SWITCHYARD_STATE_DIR)")
 	pf.StringVarP(&e.output, "output", "o", "text", "output format: text, json or yaml")
 
@@ -172,7 +174,25 @@ func (e *env) client() (*admin.Client, error) {
 	if err != nil {
 		return nil, &ExitError{Code: ExitFailed, Err: err}
 	}
-	return admin.NewClient(url, tok, admin.WithUser(whoami())), nil
+	opts := []admin.ClientOption{admin.WithUser(whoami())}
+	https := strings.HasPrefix(url, "https://")
+	if e.caCert != "" && !https {
+		return nil, usageErr("--ca-cert %s is for an https:// server, and the server is %s", e.caCert, url)
+	}
+	// The environment variable may be set for every call; it applies to
+	// https servers only.
+	caCert := e.caCert
+	if caCert == "" && https {
+		caCert = e.getenv(admin.EnvCACert)
+	}
+	if caCert != "" {
+		pool, err := admin.LoadCACert(caCert)
+		if err != nil {
+			return nil, &ExitError{Code: ExitUsage, Err: err}
+		}
+		opts = append(opts, admin.WithRootCAs(pool))
+	}
+	return admin.NewClient(url, tok, opts...), nil
 }
 
 func whoami() string {

@@ -8,13 +8,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/daemon"
 	"github.com/switchyard/switchyard/internal/spec"
+	"github.com/switchyard/switchyard/internal/statedir"
+	"github.com/switchyard/switchyard/internal/store"
 )
 
 func (e *env) serveCommand() *cobra.Command {
@@ -23,6 +27,7 @@ func (e *env) serveCommand() *cobra.Command {
 		adminAddr string
 		logLevel  string
 		logFormat string
+		listen    admin.ListenConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "serve -f FILE [-f FILE ...]",
@@ -39,7 +44,18 @@ SIGHUP re-reads the files; SIGTERM and SIGINT shut down gracefully.`,
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(daemon.Options{Files: files, StateDir: e.stateDir, Admin: adminAddr, Logger: log})
+			// Refuse an exposed admin address before anything is opened
+			// or bound.
+			listen.Addr = adminAddr
+			if _, err := listen.Check(); err != nil {
+				return &ExitError{Code: ExitUsage, Err: err}
+			}
+			warnLoosePermissions(log, e.stateDir)
+			d, err := daemon.New(daemon.Options{
+				Files: files, StateDir: e.stateDir, Admin: adminAddr, Logger: log,
+				AdminTLSCert: listen.CertFile, AdminTLSKey: listen.KeyFile,
+				AdminInsecureRemote: listen.InsecureRemote, AdminOpenMetrics: listen.OpenMetrics,
+			})
 			if err != nil {
 				return startErr(err)
 			}
@@ -47,10 +63,35 @@ SIGHUP re-reads the files; SIGTERM and SIGINT shut down gracefully.`,
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "service file (YAML); repeat for several")
-	cmd.Flags().StringVar(&adminAddr, "admin", daemon.DefaultAdminAddr, "admin API listen address")
+	cmd.Flags().StringVar(&adminAddr, "admin", daemon.DefaultAdminAddr,
+		"admin API listen address; one that is not loopback needs --admin-tls-cert/--admin-tls-key or --admin-insecure-remote")
+	cmd.Flags().StringVar(&listen.CertFile, "admin-tls-cert", "", "serve the admin API over HTTPS with this PEM certificate (chain)")
+	cmd.Flags().StringVar(&listen.KeyFile, "admin-tls-key", "", "the PEM private key of --admin-tls-cert")
+	cmd.Flags().BoolVar(&listen.InsecureRemote, "admin-insecure-remote", false,
+		"allow plain HTTP on a non-loopback --admin address (the token crosses the network unencrypted)")
+	cmd.Flags().BoolVar(&listen.OpenMetrics, "admin-open-metrics", false,
+		"on a non-loopback --admin address, serve /metrics without the token (by default it needs it there)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// warnLoosePermissions warns, as OpenSSH does, about a state directory or a
+// secret in it that other users may read or change. The admin token is
+// refused outright by admin.EnsureToken; these are warnings because the
+// files themselves are created 0600 and an existing 0755 directory is a
+// common leftover, not yet a leak.
+func warnLoosePermissions(log *slog.Logger, stateDir string) {
+	for _, path := range []string{stateDir, filepath.Join(stateDir, store.FileName), filepath.Join(stateDir, "sticky.key")} {
+		var loose *statedir.LooseError
+		switch err := statedir.CheckPrivate(path); {
+		case errors.As(err, &loose):
+			log.Warn("state directory or file is accessible to other users", "path", loose.Path,
+				"mode", fmt.Sprintf("%04o", loose.Mode), "access", loose.Access(), "fix", loose.Fix())
+		case err != nil:
+			log.Warn("cannot check the permissions of the state directory", "path", path, "err", err)
+		}
+	}
 }
 
 // startErr gives configuration errors exit code 2.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -50,6 +49,12 @@ type Options struct {
 	StateDir string
 	// Admin is the admin API's listen address (DefaultAdminAddr if empty).
 	Admin string
+	// AdminTLSCert, AdminTLSKey, AdminInsecureRemote and AdminOpenMetrics
+	// are the rest of admin.ListenConfig: a non-loopback Admin needs TLS or
+	// AdminInsecureRemote.
+	AdminTLSCert, AdminTLSKey string
+	AdminInsecureRemote       bool
+	AdminOpenMetrics          bool
 	// Logger receives every log line; nil discards.
 	Logger *slog.Logger
 	// Tick is how often runners see time pass (1s if zero).
@@ -225,12 +230,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("start proxy: %w", err)
 	}
 
-	adminLn, err := net.Listen("tcp", d.opts.Admin)
+	adminLn, err := admin.Listen(d.adminListenConfig())
 	if err != nil {
 		d.shutdownProxy()
-		return fmt.Errorf("admin API: listen on %s: %w (pass --admin ADDR to use another address)", d.opts.Admin, err)
+		return fmt.Errorf("admin API: %w", err)
 	}
-	url := "http://" + adminLn.Addr().String()
+	url := adminLn.URL
 	d.adminURL.Store(&url)
 	if err := admin.WriteEndpoint(d.opts.StateDir, url); err != nil {
 		adminLn.Close()
@@ -238,9 +243,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           admin.NewServer(d, admin.ServerOptions{Token: d.token, Logger: d.log, Gatherer: d.reg, Ready: d.readyErr}).Handler(),
+		Handler: admin.NewServer(d, admin.ServerOptions{
+			Token: d.token, Logger: d.log, Gatherer: d.reg, Ready: d.readyErr,
+			MetricsNeedToken: adminLn.Exposure.MetricsNeedToken,
+		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// TLS handshake failures (scanners, a CLI without --ca-cert) go
+		// to the daemon's log, not to stderr in another format.
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 
 	runCtx, cancelRunners := context.WithCancel(context.WithoutCancel(ctx))
@@ -255,6 +266,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.ready.Store(true)
+	adminLn.Announce(d.log)
 	d.log.Info("serving", "admin", url, "services", len(svcs), "state", d.opts.StateDir)
 
 	serveErr := make(chan error, 1)
@@ -278,6 +290,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.runners.Wait()
 	d.shutdownProxy()
 	return runErr
+}
+
+// adminListenConfig is where and how the admin API listens.
+func (d *Daemon) adminListenConfig() admin.ListenConfig {
+	return admin.ListenConfig{
+		Addr: d.opts.Admin, CertFile: d.opts.AdminTLSCert, KeyFile: d.opts.AdminTLSKey,
+		InsecureRemote: d.opts.AdminInsecureRemote, OpenMetrics: d.opts.AdminOpenMetrics,
+	}
 }
 
 func (d *Daemon) shutdownProxy() {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile replaces path with data: a temporary file in the same
@@ -84,4 +85,68 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// LooseError is a state directory or a file in it that other users may
+// read or write. Like OpenSSH with private keys, Switchyard says so: its
+// message names the path, the mode, who has access and the chmod fix.
+type LooseError struct {
+	Path string
+	Mode fs.FileMode // permission bits found
+	Want fs.FileMode // permission bits to set
+	Dir  bool
+}
+
+func (e *LooseError) Error() string {
+	what := "file"
+	if e.Dir {
+		what = "directory"
+	}
+	return fmt.Sprintf("%s %s has mode %04o: %s; run `%s`", what, e.Path, e.Mode, e.Access(), e.Fix())
+}
+
+// Access says who has access beyond the owner.
+func (e *LooseError) Access() string {
+	var who []string
+	if e.Mode&0o070 != 0 {
+		who = append(who, "its group")
+	}
+	if e.Mode&0o007 != 0 {
+		who = append(who, "every other user")
+	}
+	verb := "can read it"
+	if e.Mode&0o022 != 0 {
+		verb = "can change it"
+		if e.Dir {
+			verb = "can replace the files in it"
+		}
+	} else if e.Dir {
+		verb = "can list it"
+	}
+	return strings.Join(who, " and ") + " " + verb
+}
+
+// Fix is the command that makes the path private.
+func (e *LooseError) Fix() string { return fmt.Sprintf("chmod %o %s", e.Want, e.Path) }
+
+// CheckPrivate returns a *LooseError when group or others have any
+// permission on path (a directory or a regular file), and nil when only its
+// owner has, or when it does not exist (it will be created private).
+func CheckPrivate(path string) error {
+	info, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check permissions of %s: %w", path, err)
+	}
+	perm := info.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
+	}
+	want := perm &^ 0o077
+	if info.IsDir() {
+		want = 0o700
+	}
+	return &LooseError{Path: path, Mode: perm, Want: want, Dir: info.IsDir()}
 }

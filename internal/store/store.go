@@ -7,11 +7,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -31,7 +33,16 @@ const FileName = "state.db"
 
 // FormatVersion is the layout version this code writes. A file with a higher
 // version was written by a newer Switchyard and is refused.
-const FormatVersion = 1
+//
+// Version 1 stored bare JSON values. Version 2 seals every state and
+// history value with a checksum (see seal), because bbolt checksums its meta
+// pages only: a flipped digit in a weight or a version name decoded, passed
+// validation and was served. Open migrates a version 1 file in one
+// transaction, after verifying it read-only as version 1.
+const FormatVersion = 2
+
+// formatUnsealed is the last format whose values carry no checksum.
+const formatUnsealed = 1
 
 // DefaultTimeout is how long Open waits for the file lock by default.
 const DefaultTimeout = time.Second
@@ -49,9 +60,12 @@ var (
 // Bucket and key names. The layout:
 //
 //	meta/format          -> decimal FormatVersion
-//	states/<service>     -> JSON rollout.State
+//	states/<service>     -> sealed JSON rollout.State
 //	history/<service>/   -> one bucket per service;
-//	    <uint64 BE seq>  -> JSON rollout.HistoryEntry, in the order saved
+//	    <uint64 BE seq>  -> sealed JSON rollout.HistoryEntry, in the order saved
+//
+// A sealed value is the CRC-32C of key and JSON (4 bytes, big-endian)
+// followed by the JSON; see seal.
 var (
 	bucketMeta    = []byte("meta")
 	bucketStates  = []byte("states")
@@ -122,18 +136,107 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	// verify accepted a valid bbolt file with no buckets at all (nothing
-	// to lose); give it the layout. On a Switchyard store this is a no-op.
+	// to lose); give it the layout. A file of an older format that verify
+	// accepted is migrated. On a current Switchyard store this is a no-op.
+	var migrated int
 	err = db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) != nil {
-			return nil
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return initBuckets(tx)
 		}
-		return initBuckets(tx)
+		version, err := formatOf(meta)
+		if err != nil || version != formatUnsealed {
+			return err
+		}
+		migrated, err = migrateUnsealed(tx)
+		return err
 	})
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, fmt.Errorf("open store %s: migrate to format %d: %w", path, FormatVersion, err)
+	}
+	if migrated > 0 {
+		log.Info("state store migrated", "path", path, "from", formatUnsealed, "to", FormatVersion, "records", migrated)
 	}
 	return &Store{path: path, db: db, log: log}, nil
+}
+
+// migrateUnsealed seals every value of a format 1 store and records the
+// current format, in the caller's transaction: a crash during it leaves the
+// old file, which verifies and migrates again. It returns the number of
+// records sealed.
+func migrateUnsealed(tx *bolt.Tx) (int, error) {
+	type record struct {
+		b          *bolt.Bucket
+		key, value []byte
+	}
+	var records []record
+	// Collect first: bbolt forbids writing to a bucket while iterating it.
+	collect := func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			if v != nil {
+				records = append(records, record{b, bytes.Clone(k), seal(k, v)})
+			}
+			return nil
+		})
+	}
+	if err := collect(tx.Bucket(bucketStates)); err != nil {
+		return 0, err
+	}
+	history := tx.Bucket(bucketHistory)
+	err := history.ForEach(func(k, v []byte) error {
+		if v != nil {
+			return nil
+		}
+		return collect(history.Bucket(k))
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range records {
+		if err := r.b.Put(r.key, r.value); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Bucket(bucketMeta).Put(keyFormat, fmt.Appendf(nil, "%d", FormatVersion)); err != nil {
+		return 0, err
+	}
+	return len(records), nil
+}
+
+// crcTable is CRC-32C (Castagnoli), which has hardware support on amd64
+// and arm64, so sealing costs next to nothing beside the fsync.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// sealSize is the checksum's length in front of a sealed value.
+const sealSize = 4
+
+// seal returns the stored form of the record value data under key: the
+// CRC-32C of key and data, big-endian, then data. The key is covered too,
+// so a value that ends up under another key (another service's state, an
+// earlier history entry) is detected as well as a damaged one.
+func seal(key, data []byte) []byte {
+	out := make([]byte, sealSize, sealSize+len(data))
+	binary.BigEndian.PutUint32(out, checksum(key, data))
+	return append(out, data...)
+}
+
+// unseal returns the JSON of a sealed value, or an error when its checksum
+// does not match.
+func unseal(key, v []byte) ([]byte, error) {
+	if len(v) < sealSize {
+		return nil, fmt.Errorf("the value is %d bytes, shorter than its checksum", len(v))
+	}
+	want := binary.BigEndian.Uint32(v)
+	data := v[sealSize:]
+	if got := checksum(key, data); got != want {
+		return nil, fmt.Errorf("checksum mismatch (stored %08x, computed %08x): the value was changed after it was written", want, got)
+	}
+	return data, nil
+}
+
+func checksum(key, data []byte) uint32 {
+	return crc32.Update(crc32.Checksum(key, crcTable), crcTable, data)
 }
 
 // create makes a new, initialised store under a temporary name and renames
@@ -310,10 +413,9 @@ func checkLayout(path string, tx *bolt.Tx) error {
 		}
 		return corrupt(path, errors.New("it is a bbolt file but not a Switchyard store (no meta bucket)"))
 	}
-	raw := meta.Get(keyFormat)
-	var version int
-	if _, err := fmt.Sscanf(string(raw), "%d", &version); err != nil {
-		return corrupt(path, fmt.Errorf("format version %q is not a number", raw))
+	version, err := formatOf(meta)
+	if err != nil {
+		return corrupt(path, err)
 	}
 	if version > FormatVersion {
 		return fmt.Errorf("%w: store %s has format version %d, newer than this switchyard understands (%d): "+
@@ -322,22 +424,76 @@ func checkLayout(path string, tx *bolt.Tx) error {
 	if version < 1 {
 		return corrupt(path, fmt.Errorf("format version %d is not valid", version))
 	}
-	states := tx.Bucket(bucketStates)
-	if states == nil || tx.Bucket(bucketHistory) == nil {
+	states, history := tx.Bucket(bucketStates), tx.Bucket(bucketHistory)
+	if states == nil || history == nil {
 		return corrupt(path, errors.New("the states or history bucket is missing"))
 	}
-	return states.ForEach(func(k, v []byte) error {
+	// Values of an older format carry no checksum; they are sealed by the
+	// migration once the whole file has been checked.
+	value := func(k, v []byte) ([]byte, error) {
+		if version == formatUnsealed {
+			return v, nil
+		}
+		return unseal(k, v)
+	}
+	err = states.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return corrupt(path, fmt.Errorf("the states bucket holds a bucket %q, not a state", k))
+		}
+		data, err := value(k, v)
+		if err != nil {
+			return corrupt(path, fmt.Errorf("the state of service %q: %w", k, err))
+		}
 		var st rollout.State
-		if err := json.Unmarshal(v, &st); err != nil {
+		if err := json.Unmarshal(data, &st); err != nil {
 			return corrupt(path, fmt.Errorf("the state of service %q does not decode: %w", k, err))
 		}
-		// bbolt checksums no data pages: a value can be damaged and still
-		// decode. A state the machine could not have made stops the start.
+		// The checksum proves the value is what was written, not that it
+		// was right: a state the machine could not have made stops the
+		// start too.
 		if err := st.Validate(); err != nil {
 			return corrupt(path, fmt.Errorf("the state of service %q is not valid: %w", k, err))
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return history.ForEach(func(service, v []byte) error {
+		if v != nil {
+			return corrupt(path, fmt.Errorf("the history bucket holds a value %q, not a service's bucket", service))
+		}
+		return history.Bucket(service).ForEach(func(k, v []byte) error {
+			data, err := value(k, v)
+			if err != nil {
+				return corrupt(path, fmt.Errorf("history entry %s of service %q: %w", seqName(k), service, err))
+			}
+			var e rollout.HistoryEntry
+			if err := json.Unmarshal(data, &e); err != nil {
+				return corrupt(path, fmt.Errorf("history entry %s of service %q does not decode: %w", seqName(k), service, err))
+			}
+			return nil
+		})
+	})
+}
+
+// formatOf reads the meta bucket's format version.
+func formatOf(meta *bolt.Bucket) (int, error) {
+	raw := meta.Get(keyFormat)
+	var version int
+	if _, err := fmt.Sscanf(string(raw), "%d", &version); err != nil {
+		return 0, fmt.Errorf("format version %q is not a number", raw)
+	}
+	return version, nil
+}
+
+// seqName prints a history key: its sequence number, or the raw bytes of a
+// key that is not one.
+func seqName(k []byte) string {
+	if len(k) == 8 {
+		return fmt.Sprint(binary.BigEndian.Uint64(k))
+	}
+	return fmt.Sprintf("%q", k)
 }
 
 func corrupt(path string, cause error) error {
@@ -371,7 +527,8 @@ func (s *Store) Save(ctx context.Context, service string, st rollout.State, hist
 		}
 	}
 	err = s.update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketStates).Put([]byte(service), state); err != nil {
+		key := []byte(service)
+		if err := tx.Bucket(bucketStates).Put(key, seal(key, state)); err != nil {
 			return err
 		}
 		if len(entries) == 0 {
@@ -386,7 +543,8 @@ func (s *Store) Save(ctx context.Context, service string, st rollout.State, hist
 			if err != nil {
 				return err
 			}
-			if err := hb.Put(seqKey(seq), e); err != nil {
+			key := seqKey(seq)
+			if err := hb.Put(key, seal(key, e)); err != nil {
 				return err
 			}
 		}
@@ -408,15 +566,13 @@ func (s *Store) Load(ctx context.Context, service string) (rollout.State, bool, 
 		found bool
 	)
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketStates).Get([]byte(service))
+		key := []byte(service)
+		v := tx.Bucket(bucketStates).Get(key)
 		if v == nil {
 			return nil
 		}
 		found = true
-		if err := json.Unmarshal(v, &st); err != nil {
-			return err
-		}
-		return st.Validate()
+		return decodeState(key, v, &st)
 	})
 	if err != nil {
 		return rollout.State{}, false, fmt.Errorf("load state of %q from %s: %w", service, s.path, err)
@@ -433,10 +589,7 @@ func (s *Store) LoadAll(ctx context.Context) (map[string]rollout.State, error) {
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketStates).ForEach(func(k, v []byte) error {
 			var st rollout.State
-			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("state of %q: %w", k, err)
-			}
-			if err := st.Validate(); err != nil {
+			if err := decodeState(k, v, &st); err != nil {
 				return fmt.Errorf("state of %q: %w", k, err)
 			}
 			out[string(k)] = st
@@ -470,8 +623,12 @@ func (s *Store) History(ctx context.Context, service string, limit int) ([]rollo
 				break
 			}
 			var e rollout.HistoryEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("entry %d: %w", binary.BigEndian.Uint64(k), err)
+			data, err := unseal(k, v)
+			if err == nil {
+				err = json.Unmarshal(data, &e)
+			}
+			if err != nil {
+				return fmt.Errorf("entry %s: %w", seqName(k), err)
 			}
 			out = append(out, e)
 		}
@@ -541,6 +698,19 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 		return ErrClosed
 	}
 	return s.db.View(fn)
+}
+
+// decodeState checks, decodes and validates a stored state. Open checked
+// every value already; this catches damage done to the file since.
+func decodeState(key, v []byte, st *rollout.State) error {
+	data, err := unseal(key, v)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, st); err != nil {
+		return err
+	}
+	return st.Validate()
 }
 
 func seqKey(seq uint64) []byte {

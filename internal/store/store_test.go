@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -233,7 +234,8 @@ func validStore(t *testing.T) []byte {
 	for i := range 50 {
 		st := crashState(i)
 		st.Service = fmt.Sprintf("svc-%d", i)
-		if err := s.Save(t.Context(), st.Service, st, rollout.HistoryEntry{Rollout: uint64(i)}); err != nil {
+		h := rollout.HistoryEntry{Rollout: uint64(i), Kind: "weights", Weights: rollout.Weights{"blue": 90, "green": 10}}
+		if err := s.Save(t.Context(), st.Service, st, h); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -273,6 +275,29 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 			}
 		}
 	}
+	// damage changes bytes of one stored value in place, as a bad disk
+	// would: the checksum in front of it is left as it was.
+	damage := func(bucket func(tx *bolt.Tx) *bolt.Bucket, key []byte, old, new string) func(t *testing.T, path string) {
+		return withBolt(func(tx *bolt.Tx) error {
+			b := bucket(tx)
+			v := b.Get(key)
+			if bytes.Count(v, []byte(old)) != 1 {
+				return fmt.Errorf("value of %q holds %q %d times, want once: %s", key, old, bytes.Count(v, []byte(old)), v)
+			}
+			return b.Put(key, bytes.Replace(v, []byte(old), []byte(new), 1))
+		})
+	}
+	states := func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketStates) }
+	historyOf := func(service string) func(tx *bolt.Tx) *bolt.Bucket {
+		return func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketHistory).Bucket([]byte(service)) }
+	}
+	// putState stores a value with a valid checksum: damage the checksum
+	// cannot see (a bug that wrote it) is still refused by validation.
+	putState := func(service, json string) func(t *testing.T, path string) {
+		return withBolt(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketStates).Put([]byte(service), seal([]byte(service), []byte(json)))
+		})
+	}
 	writeBytes := func(b []byte) func(t *testing.T, path string) {
 		return func(t *testing.T, path string) {
 			if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -292,18 +317,47 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 		{"truncated to one page", writeBytes(valid[:4096]), "cannot be read"},
 		{"truncated to 100 bytes", writeBytes(valid[:100]), "cannot be read"},
 		{"meta pages zeroed", writeBytes(append(make([]byte, 8192), valid[8192:]...)), "cannot be read"},
-		{"state that does not decode", withBolt(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketStates).Put([]byte("web"), []byte(`{"weights": "not a map"`))
-		}), `state of service "web" does not decode`},
-		{"weights that add up to 198", withBolt(func(tx *bolt.Tx) error {
+		{"state that does not decode", putState("web", `{"weights": "not a map"`), `state of service "web" does not decode`},
+		{"weights that add up to 198", putState("web", `{"service":"web","phase":"Stable","stable":"blue",`+
+			`"weights":{"blue":99,"green":99},"versions":{"blue":["a:1"],"green":["b:1"]}}`), "add up to 198"},
+		{"a step kind from a newer version", putState("web", `{"service":"web","phase":"Progressing","stable":"blue",`+
+			`"weights":{"blue":100},"versions":{"blue":["a:1"],"green":["b:1"]},`+
+			`"rollout":{"id":1,"version":"green","steps":[{"kind":"HealthGate"},{"kind":"Teleport"}],"stepIndex":1}}`),
+			`kind "Teleport", unknown to this version`},
+		// Damage that still decodes and validates: only the checksum sees it.
+		{"a digit of a state changed", damage(states, []byte("svc-7"), `"nextRollout":7`, `"nextRollout":8`),
+			`state of service "svc-7": checksum mismatch`},
+		{"weights of a state changed, still adding up to 100", damage(states, []byte("svc-7"),
+			`{"blue":93,"green":7}`, `{"blue":97,"green":3}`), `state of service "svc-7": checksum mismatch`},
+		{"a version name in history changed", damage(historyOf("svc-3"), seqKey(1), `"green"`, `"greem"`),
+			`history entry 1 of service "svc-3": checksum mismatch`},
+		{"a state moved under another service", withBolt(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketStates)
+			return b.Put([]byte("svc-4"), bytes.Clone(b.Get([]byte("svc-3"))))
+		}), `state of service "svc-4": checksum mismatch`},
+		{"a value shorter than its checksum", withBolt(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketStates).Put([]byte("svc-1"), []byte("{}"))
+		}), "shorter than its checksum"},
+		{"a history entry that does not decode", withBolt(func(tx *bolt.Tx) error {
+			k := seqKey(1)
+			return tx.Bucket(bucketHistory).Bucket([]byte("svc-2")).Put(k, seal(k, []byte(`{"rollout":`)))
+		}), `history entry 1 of service "svc-2" does not decode`},
+		{"old format, weights that add up to 198", withBolt(func(tx *bolt.Tx) error {
+			// A whole format 1 file: bare JSON values only.
+			if err := tx.Bucket(bucketMeta).Put(keyFormat, []byte("1")); err != nil {
+				return err
+			}
+			for _, b := range [][]byte{bucketStates, bucketHistory} {
+				if err := tx.DeleteBucket(b); err != nil {
+					return err
+				}
+				if _, err := tx.CreateBucket(b); err != nil {
+					return err
+				}
+			}
 			return tx.Bucket(bucketStates).Put([]byte("web"), []byte(`{"service":"web","phase":"Stable","stable":"blue",`+
 				`"weights":{"blue":99,"green":99},"versions":{"blue":["a:1"],"green":["b:1"]}}`))
 		}), "add up to 198"},
-		{"a step kind from a newer version", withBolt(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketStates).Put([]byte("web"), []byte(`{"service":"web","phase":"Progressing","stable":"blue",`+
-				`"weights":{"blue":100},"versions":{"blue":["a:1"],"green":["b:1"]},`+
-				`"rollout":{"id":1,"version":"green","steps":[{"kind":"HealthGate"},{"kind":"Teleport"}],"stepIndex":1}}`))
-		}), `kind "Teleport", unknown to this version`},
 		{"future format version", withBolt(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(keyFormat, []byte("7"))
 		}), "format version 7, newer than this switchyard understands"},
@@ -347,6 +401,101 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 				t.Errorf("Open changed the refused file (%d bytes before, %d after)", len(before), len(after))
 			}
 		})
+	}
+}
+
+// TestOpenMigratesFormat1 opens a file as Switchyard wrote it before values
+// were checksummed: it opens, every value is sealed, the format is current,
+// and what was stored reads back.
+func TestOpenMigratesFormat1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := `{"service":"web","phase":"Stable","stable":"blue","weights":{"blue":100},` +
+		`"versions":{"blue":["127.0.0.1:9001"]},"nextRollout":3}`
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, _ := tx.CreateBucket(bucketMeta)
+		states, _ := tx.CreateBucket(bucketStates)
+		history, _ := tx.CreateBucket(bucketHistory)
+		hb, _ := history.CreateBucket([]byte("web"))
+		if err := meta.Put(keyFormat, []byte("1")); err != nil {
+			return err
+		}
+		if err := states.Put([]byte("web"), []byte(web)); err != nil {
+			return err
+		}
+		for i := range 3 {
+			seq, _ := hb.NextSequence()
+			if err := hb.Put(seqKey(seq), fmt.Appendf(nil, `{"rollout":%d,"kind":"step","message":"green"}`, i+1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var logs bytes.Buffer
+	s, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("Open(format 1 file) = %v", err)
+	}
+	if !strings.Contains(logs.String(), "state store migrated") || !strings.Contains(logs.String(), "records=4") {
+		t.Errorf("log = %q, want one line saying 4 records were migrated", logs.String())
+	}
+	check := func(s *Store) {
+		t.Helper()
+		st, found, err := s.Load(t.Context(), "web")
+		if err != nil || !found || st.NextRollout != 3 || st.Weights["blue"] != 100 {
+			t.Errorf("Load after migration = %+v, %v, %v; want the stored state", st, found, err)
+		}
+		hs, err := s.History(t.Context(), "web", 0)
+		if err != nil || len(hs) != 3 || hs[2].Rollout != 3 || hs[2].Message != "green" {
+			t.Errorf("History after migration = %+v, %v; want 3 entries", hs, err)
+		}
+	}
+	check(s)
+	// New writes go on the migrated history.
+	if err := s.Save(t.Context(), "web", rollout.State{Service: "web"}, rollout.HistoryEntry{Rollout: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		if got := string(tx.Bucket(bucketMeta).Get(keyFormat)); got != strconv.Itoa(FormatVersion) {
+			t.Errorf("format after migration = %q, want %d", got, FormatVersion)
+		}
+		return tx.Bucket(bucketHistory).Bucket([]byte("web")).ForEach(func(k, v []byte) error {
+			if _, err := unseal(k, v); err != nil {
+				t.Errorf("history entry %s after migration: %v", seqName(k), err)
+			}
+			return nil
+		})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatalf("reopen after migration: %v", err)
+	}
+	defer s.Close()
+	if hs, err := s.History(t.Context(), "web", 0); err != nil || len(hs) != 4 {
+		t.Errorf("History after reopening = %d entries, %v; want 4", len(hs), err)
 	}
 }
 
