@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/daemon"
+	"github.com/switchyard/switchyard/internal/egress"
 	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/statedir"
 	"github.com/switchyard/switchyard/internal/store"
@@ -28,6 +29,7 @@ func (e *env) serveCommand() *cobra.Command {
 		logLevel  string
 		logFormat string
 		listen    admin.ListenConfig
+		egressCfg []string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve -f FILE [-f FILE ...]",
@@ -50,11 +52,16 @@ SIGHUP re-reads the files; SIGTERM and SIGINT shut down gracefully.`,
 			if _, err := listen.Check(); err != nil {
 				return &ExitError{Code: ExitUsage, Err: err}
 			}
+			allow, err := egress.ParseAllow(egressCfg)
+			if err != nil {
+				return usageErr("--egress-allow: %v", err)
+			}
 			warnLoosePermissions(log, e.stateDir)
 			d, err := daemon.New(daemon.Options{
 				Files: files, StateDir: e.stateDir, Admin: adminAddr, Logger: log,
 				AdminTLSCert: listen.CertFile, AdminTLSKey: listen.KeyFile,
 				AdminInsecureRemote: listen.InsecureRemote, AdminOpenMetrics: listen.OpenMetrics,
+				EgressAllow: allow,
 			})
 			if err != nil {
 				return startErr(err)
@@ -71,6 +78,8 @@ SIGHUP re-reads the files; SIGTERM and SIGINT shut down gracefully.`,
 		"allow plain HTTP on a non-loopback --admin address (the token crosses the network unencrypted)")
 	cmd.Flags().BoolVar(&listen.OpenMetrics, "admin-open-metrics", false,
 		"on a non-loopback --admin address, serve /metrics without the token (by default it needs it there)")
+	cmd.Flags().StringArrayVar(&egressCfg, "egress-allow", nil,
+		"a CIDR or address that outbound calls (Prometheus queries) may reach although it is loopback, private or link-local; repeat for several")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
