@@ -31,8 +31,8 @@ func stripResponseHopHeaders(rh *fasthttp.ResponseHeader) {
 // dropRequestHeader reports whether a received header field is not sent to
 // the target: hop-by-hop fields (RFC 9110 7.6.1 and those the Connection
 // field names), framing (rewritten), the X-Forwarded-* fields and Forwarded
-// (set afresh, as httputil's Rewrite mode does), and an empty request id
-// when a new one is made.
+// (set afresh, as httputil's Rewrite mode does), an empty request id
+// when a new one is made, and names with an underscore (underscoreName).
 func dropRequestHeader(name, line, conn []byte, newID bool) bool {
 	switch len(name) {
 	case 2:
@@ -66,6 +66,9 @@ func dropRequestHeader(name, line, conn []byte, newID bool) bool {
 		if asciiEqualFold(name, handoffHeader) {
 			return true
 		}
+	}
+	if underscoreName(name) {
+		return true // framing.go
 	}
 	if len(conn) > 0 {
 		for _, tok := range bytes.Split(conn, []byte{','}) {
