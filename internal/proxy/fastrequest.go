@@ -32,8 +32,11 @@ func stripResponseHopHeaders(rh *fasthttp.ResponseHeader) {
 // the target: hop-by-hop fields (RFC 9110 7.6.1 and those the Connection
 // field names), framing (rewritten), the X-Forwarded-* fields and Forwarded
 // (set afresh, as httputil's Rewrite mode does), an empty request id
-// when a new one is made, and names with an underscore (underscoreName).
+// when a new one is made, and names with an underscore or that are not tokens (dropFieldName).
 func dropRequestHeader(name, line, conn []byte, newID bool) bool {
+	if dropFieldName(b2s(name)) {
+		return true // framing.go
+	}
 	switch len(name) {
 	case 2:
 		if asciiEqualFold(name, "Te") {
@@ -66,9 +69,6 @@ func dropRequestHeader(name, line, conn []byte, newID bool) bool {
 		if asciiEqualFold(name, handoffHeader) {
 			return true
 		}
-	}
-	if underscoreName(name) {
-		return true // framing.go
 	}
 	if len(conn) > 0 {
 		for _, tok := range bytes.Split(conn, []byte{','}) {

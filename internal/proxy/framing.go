@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -129,15 +130,19 @@ func closeAmbiguous(slot *connSlot, r *http.Request) bool {
 	return len(r.TransferEncoding) > 0
 }
 
-// underscoreName reports whether a field name has an underscore. Such
-// fields are not forwarded, as nginx drops them by default
-// (underscores_in_headers off): CGI-style targets map "-" and "_" to the
-// same variable, so Transfer_Encoding or X_Forwarded_For would reach them
-// as the field the proxy removed or rewrote (RFC 9110 §5.1 allows both
-// characters; the ambiguity is the target's).
-func underscoreName[T string | []byte](name T) bool {
-	for i := range len(name) {
-		if name[i] == '_' {
+// dropFieldName reports whether a received field name is not forwarded:
+// one with an underscore, as nginx drops them by default
+// (underscores_in_headers off), because CGI-style targets map "-" and "_" to
+// the same variable, so Transfer_Encoding or X_Forwarded_For would reach
+// them as the field the proxy removed or rewrote; and one that is not a
+// token (RFC 9110 §5.1), such as a name with a space inside, which
+// fasthttp accepts and net/http and nginx refuse or ignore.
+func dropFieldName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case strings.IndexByte("!#$%&'*+.^`|~", c) >= 0:
+		default:
 			return true
 		}
 	}

@@ -233,7 +233,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// client's: the target must not see it (the fast path drops it too).
 	delete(pr.Out.Header, handoffHeader)
 	for k := range pr.Out.Header {
-		if underscoreName(k) {
+		if dropFieldName(k) {
 			delete(pr.Out.Header, k) // framing.go; the fast path drops them too
 		}
 	}
