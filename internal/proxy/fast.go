@@ -112,7 +112,14 @@ func asciiEqualFold(b []byte, s string) bool {
 
 // serveFast is the fasthttp handler of a plain listener.
 func (l *listener) serveFast(ctx *fasthttp.RequestCtx) {
-	if len(ctx.Request.Header.Peek(handoffHeader)) > 0 {
+	if m := ctx.Request.Header.Peek(handoffHeader); len(m) > 0 {
+		if code := framingStatus(m); code != 0 {
+			// framing.go: the client's fault, answered before routing and
+			// counted nowhere that judges a version.
+			ctx.Error(http.StatusText(code), code)
+			ctx.SetConnectionClose()
+			return
+		}
 		l.handOff(ctx)
 		return
 	}

@@ -31,9 +31,12 @@ func stripResponseHopHeaders(rh *fasthttp.ResponseHeader) {
 // dropRequestHeader reports whether a received header field is not sent to
 // the target: hop-by-hop fields (RFC 9110 7.6.1 and those the Connection
 // field names), framing (rewritten), the X-Forwarded-* fields and Forwarded
-// (set afresh, as httputil's Rewrite mode does), and an empty request id
-// when a new one is made.
+// (set afresh, as httputil's Rewrite mode does), an empty request id
+// when a new one is made, and names with an underscore or that are not tokens (dropFieldName).
 func dropRequestHeader(name, line, conn []byte, newID bool) bool {
+	if dropFieldName(b2s(name)) {
+		return true // framing.go
+	}
 	switch len(name) {
 	case 2:
 		if asciiEqualFold(name, "Te") {

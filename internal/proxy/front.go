@@ -44,6 +44,9 @@ type frontConn struct {
 	head []byte
 	set  *connSet
 	once sync.Once
+	// handedOff marks a connection handOff passed on: its first request
+	// was checked by framingFault, the ones after it are net/http's.
+	handedOff bool
 }
 
 func (c *frontConn) Read(b []byte) (int, error) {
@@ -119,6 +122,14 @@ func (p *Proxy) newFastServer(l *listener) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler: l.serveFast,
 		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if code := framingFault(h); code != 0 {
+				// Refused by serveFast before routing; the body is left
+				// unread and the connection closed: it cannot be framed.
+				h.SetContentLength(0)
+				h.SetConnectionClose()
+				h.Set(handoffHeader, framingMark(code))
+				return fasthttp.RequestConfig{}
+			}
 			if needsNetHTTP(h) {
 				// Leave the body unread on the connection for net/http, and
 				// keep fasthttp from answering 100 Continue itself.
@@ -251,7 +262,7 @@ func (l *listener) handOff(ctx *fasthttp.RequestCtx) {
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		select {
-		case nho.conns <- &frontConn{Conn: c, head: head}:
+		case nho.conns <- &frontConn{Conn: c, head: head, handedOff: true}:
 		case <-nho.done:
 			c.Close()
 		}

@@ -62,7 +62,12 @@ type stateKey struct{}
 // serves at a time, so the hot path need not derive a context and copy the
 // request to attach it. HTTP/2 requests share a connection concurrently and
 // get their own context value instead.
-type connSlot struct{ st *reqState }
+type connSlot struct {
+	st *reqState
+	// checked is set while the connection's next request is one the fast
+	// path handed off, whose framing framingFault checked already.
+	checked bool
+}
 
 func stateOf(ctx context.Context) *reqState {
 	switch v := ctx.Value(stateKey{}).(type) {
@@ -75,8 +80,9 @@ func stateOf(ctx context.Context) *reqState {
 }
 
 // withConnSlot is the http.Server's ConnContext.
-func withConnSlot(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, stateKey{}, new(connSlot))
+func withConnSlot(ctx context.Context, c net.Conn) context.Context {
+	fc, _ := c.(*frontConn)
+	return context.WithValue(ctx, stateKey{}, &connSlot{checked: fc != nil && fc.handedOff})
 }
 
 // bufferPool is ReverseProxy's copy-buffer pool. A bounded free list (a
@@ -108,6 +114,10 @@ func (bp *bufferPool) Put(b []byte) {
 // current table (one atomic load, no lock), proxy, record.
 func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	slot, _ := r.Context().Value(stateKey{}).(*connSlot)
+	if closeAmbiguous(slot, r) {
+		w.Header().Set("Connection", "close")
+	}
 	tbl := svc.table.Load()
 	st := p.states.Get().(*reqState)
 	st.hv = httpView{w: w, r: r}
@@ -143,7 +153,6 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 
 	*st = reqState{inCtx: r.Context(), body: body}
 	st.begin(tbl, v, t, start)
-	slot, _ := r.Context().Value(stateKey{}).(*connSlot)
 	if slot != nil && r.ProtoMajor == 1 && tbl.upstreamTimeout <= 0 {
 		slot.st = st
 	} else {
@@ -223,6 +232,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// The hand-off mark is the fast path's note to net/http, not the
 	// client's: the target must not see it (the fast path drops it too).
 	delete(pr.Out.Header, handoffHeader)
+	for k := range pr.Out.Header {
+		if dropFieldName(k) {
+			delete(pr.Out.Header, k) // framing.go; the fast path drops them too
+		}
+	}
 	pr.Out.URL.Scheme = st.target.scheme
 	pr.Out.URL.Host = st.target.host
 	pr.SetXForwarded()

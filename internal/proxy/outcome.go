@@ -29,8 +29,9 @@ import (
 //   - No target could take the request (503): neither the version's request
 //     nor its error; the health gate already knows why.
 //
-// Malformed request headers never reach a version: the HTTP servers answer
-// them (400, 431) before routing.
+// Malformed request headers and ambiguous framing never reach a version:
+// the HTTP servers and framingFault (framing.go) answer them (400, 431,
+// 501, 505) before routing.
 
 // clientBody is a request body as the proxy forwards it: it keeps the first
 // error reading from the client, so that a failed exchange can be told
