@@ -438,3 +438,24 @@ func TestApplyBoundedInput(t *testing.T) {
 		t.Fatalf("after a refused apply: %d services, want web unchanged", len(svcs))
 	}
 }
+
+// TestBreakerRollsBackCrashingCanary: a canary failing every request is
+// rolled back by the breaker within seconds, although its checks run only
+// every minute and need 5 failures.
+func TestBreakerRollsBackCrashingCanary(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	green.failEvery.Store(1)
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(),
+		"interval: 500ms\n    threshold: 2", "interval: 1m\n    threshold: 5\n    breaker: {maxErrorRate: 50, minRequests: 20, window: 5s}").Replace(analysedService)
+	_, c, listen := startDaemon(t, doc)
+	stop := make(chan struct{})
+	defer close(stop)
+	load(t, listen, stop)
+	if _, err := c.Deploy(context.Background(), "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "the crashing canary rolled back", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	if st.LastRollout.Result != rollout.ResultRolledBack || !strings.Contains(st.LastRollout.Reason, "breaker") {
+		t.Fatalf("last rollout %+v, want rolled back by the breaker", st.LastRollout)
+	}
+}

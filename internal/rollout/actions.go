@@ -31,6 +31,9 @@ type RetireVersion struct {
 type StartAnalysis struct {
 	Canary string `json:"canary"`
 	Stable string `json:"stable"`
+	// Weight is the canary's weight the analysis measures; a new weight
+	// starts a new analysis.
+	Weight int `json:"weight,omitempty"`
 }
 
 // StopAnalysis stops the analysis started by StartAnalysis.

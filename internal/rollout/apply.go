@@ -131,6 +131,12 @@ func (t *txn) promote(e Promote) error {
 	st := r.Steps[min(r.StepIndex, len(r.Steps)-1)]
 	switch st.Kind {
 	case StepPause, StepGate, StepBake:
+		// A promote that would change nothing is refused rather than
+		// answered "done": say what holds the step and what overrides it.
+		if why := t.analysisHold(r, st.Kind == StepBake); why != "" {
+			return fmt.Errorf("promote: %w: step %d/%d (%s) waits for analysis: %s; promote --full skips the remaining steps and checks",
+				ErrCannotPromote, r.StepIndex+1, len(r.Steps), StepDescription(st), why)
+		}
 	case StepHook:
 		return fmt.Errorf("promote: %w: step %d/%d runs hook %s; use promote --full to skip it",
 			ErrCannotPromote, r.StepIndex+1, len(r.Steps), st.Name)
@@ -268,6 +274,9 @@ func (t *txn) verdict(e Verdict) {
 		return
 	}
 	rec := VerdictRecord{Metric: e.Metric, Result: e.Result, Value: e.Value, Samples: e.Samples, Reason: e.Reason, At: t.now}
+	if e.Window > 0 {
+		rec.From = t.now.Add(-e.Window)
+	}
 	r.Verdicts = maps.Clone(r.Verdicts)
 	if r.Verdicts == nil {
 		r.Verdicts = make(map[string]VerdictRecord)
@@ -281,6 +290,10 @@ func (t *txn) verdict(e Verdict) {
 		Weights: t.planned(), Verdict: &rec, Message: msg}})
 	t.countUnjudged(r, e, msg)
 	if e.Result != VerdictFailed {
+		return
+	}
+	if e.Breaker {
+		t.end(ResultRolledBack, "breaker: "+e.Reason, "")
 		return
 	}
 	r.FailedChecks++

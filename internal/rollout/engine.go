@@ -349,7 +349,14 @@ func (t *txn) try(r *Run, st Step) bool {
 	case StepHealthGate:
 		return t.s.allHealthy(r.Version)
 	case StepSetWeight:
-		r.Weight = st.Weight
+		if r.Weight != st.Weight {
+			r.Weight, r.WeightSince = st.Weight, t.now
+			if r.Analysis {
+				// A fresh analysis, so its first check measures a whole
+				// interval at the new weight.
+				t.emit(StartAnalysis{Canary: r.Version, Stable: r.From, Weight: st.Weight})
+			}
+		}
 		return true
 	case StepPause:
 		waited := r.StepPromoted || (st.Duration > 0 && !t.now.Before(r.StepStartedAt.Add(st.Duration)))
@@ -419,22 +426,28 @@ func pendingWord(k StepKind) string {
 }
 
 // analysisOK reports whether analysis lets the rollout advance.
+func (t *txn) analysisOK(r *Run, bake bool) bool { return t.analysisHold(r, bake) == "" }
+
+// analysisHold says what analysis still waits for before the rollout may
+// advance, or "" when nothing:
 //   - In a bake, every configured check must have passed since the switch.
-//   - In a canary, every configured check must have passed since the rollout
-//     started: no data (inconclusive, or a source that is down) means wait.
+//   - In a canary, every configured check must have passed over a window
+//     measured entirely at the current weight: a pass measured at 5% does
+//     not end a 50% pause. No data (inconclusive, or a source that is down)
+//     means wait.
 //   - Before a blue-green switch, the new version may see no traffic at all
 //     (only routing rules reach it in a preview), so missing or
 //     inconclusive verdicts do not hold it; a failed one does.
 //
 // Every recorded check, configured or not, holds the rollout while its
 // latest verdict is failed: a failed verdict never leads to a promotion.
-func (t *txn) analysisOK(r *Run, bake bool) bool {
+func (t *txn) analysisHold(r *Run, bake bool) string {
 	if !r.Analysis {
-		return true
+		return ""
 	}
-	for _, v := range r.Verdicts {
-		if v.Result == VerdictFailed {
-			return false
+	for _, name := range slices.Sorted(maps.Keys(r.Verdicts)) {
+		if v := r.Verdicts[name]; v.Result == VerdictFailed {
+			return fmt.Sprintf("%s failed: %s", name, v.Reason)
 		}
 	}
 	since := r.StartedAt
@@ -442,15 +455,31 @@ func (t *txn) analysisOK(r *Run, bake bool) bool {
 	case bake:
 		since = r.SwitchedAt
 	case r.Strategy != StrategyCanary:
-		return true
+		return ""
+	case r.WeightSince.After(since):
+		since = r.WeightSince
 	}
 	for _, name := range r.Metrics {
 		v, ok := r.Verdicts[name]
-		if !ok || v.Result != VerdictPassed || v.At.Before(since) {
-			return false
+		switch {
+		case !ok:
+			return name + " has no verdict yet"
+		case v.Result != VerdictPassed:
+			return fmt.Sprintf("%s is %s: %s", name, v.Result, v.Reason)
+		case v.measuredFrom().Before(since):
+			return fmt.Sprintf("%s has not passed a check measured at %d%% yet", name, r.Weight)
 		}
 	}
-	return true
+	return ""
+}
+
+// measuredFrom is when the window of a verdict began (its arrival for a
+// verdict that did not say how long its window was).
+func (v VerdictRecord) measuredFrom() time.Time {
+	if !v.From.IsZero() {
+		return v.From
+	}
+	return v.At
 }
 
 // doSwitch makes the rollout's version the stable one and keeps the old

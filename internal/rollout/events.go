@@ -1,5 +1,7 @@
 package rollout
 
+import "time"
+
 // Event is an input to Machine.Step. Commands (Deploy … Rollback) come from
 // users through the admin API; the rest come from the runner.
 type Event interface{ eventName() string }
@@ -67,6 +69,12 @@ type Verdict struct {
 	Value   float64       `json:"value"`
 	Samples int64         `json:"samples"`
 	Reason  string        `json:"reason,omitempty"`
+	// Window is how long the measurement lasted, ending when the verdict
+	// arrives; it decides which step the verdict counts for.
+	Window time.Duration `json:"window,omitempty"`
+	// Breaker marks a hard-signal verdict (analysis.breaker): a failed one
+	// rolls back at once, whatever the threshold.
+	Breaker bool `json:"breaker,omitempty"`
 }
 
 // RouterApplied confirms that the weights of a SetWeights action are in force.

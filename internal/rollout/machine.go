@@ -208,7 +208,7 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 	}
 	t.emit(SetWeights{Routing: t.s.routing()})
 	if r := t.s.Rollout; r != nil && r.Analysis {
-		t.emit(StartAnalysis{Canary: r.Version, Stable: r.From})
+		t.emit(StartAnalysis{Canary: r.Version, Stable: r.From, Weight: r.Weight})
 	}
 	// A hook or gate that was running when the process stopped runs again
 	// (hooks must be idempotent); the runner skips one it still runs.

@@ -70,8 +70,10 @@ type Run struct {
 	// each must have passed before the rollout advances past a pause,
 	// switch or bake step.
 	Metrics []string `json:"metrics,omitempty"`
-	// Weight is the planned percent of traffic for Version before the switch.
-	Weight int `json:"weight"`
+	// Weight is the planned percent of traffic for Version before the switch;
+	// WeightSince is when it took that weight.
+	Weight      int       `json:"weight"`
+	WeightSince time.Time `json:"weightSince,omitempty"`
 	// Switched is set once the Switch step has made Version the stable one;
 	// SwitchedAt is when.
 	Switched   bool      `json:"switched,omitempty"`

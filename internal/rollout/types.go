@@ -102,6 +102,8 @@ type VerdictRecord struct {
 	Samples int64         `json:"samples"`
 	Reason  string        `json:"reason,omitempty"`
 	At      time.Time     `json:"at"`
+	// From is when the verdict's window began (zero when not known).
+	From time.Time `json:"from,omitempty"`
 }
 
 // HistoryEntry is one line of a rollout's timeline.

@@ -61,11 +61,48 @@ func (c *Checks) Start(ctx context.Context, svc *spec.Service, a rollout.StartAn
 					return
 				case <-t.C:
 				}
-				send(c.measure(ctx, name, a, m, interval))
+				v := c.measure(ctx, name, a, m, interval)
+				v.Window = interval
+				send(v)
 			}
 		})
 	}
+	if b := svc.Spec.Analysis.Breaker; b != nil {
+		wg.Go(func() { c.breaker(ctx, name, a, b, send) })
+	}
 	return stop
+}
+
+// breaker checks the canary's error rate over the breaker's sliding window
+// every second and trips (one failed breaker verdict, which rolls back at
+// once) when it reaches maxErrorRate over at least minRequests.
+func (c *Checks) breaker(ctx context.Context, service string, a rollout.StartAnalysis, b *spec.Breaker, send func(rollout.Verdict)) {
+	src, err := c.sources.For(spec.ProviderBuiltin)
+	if err != nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s, err := src.Window(ctx, service, a.Canary, b.Window.Duration)
+		if err != nil || s.Requests < int64(b.MinRequests) {
+			continue
+		}
+		rate := 100 * float64(s.Errors) / float64(s.Requests)
+		if rate < b.MaxErrorRate {
+			continue
+		}
+		send(rollout.Verdict{Metric: "breaker", Result: rollout.VerdictFailed, Value: rate, Samples: s.Requests,
+			Window: b.Window.Duration, Breaker: true,
+			Reason: fmt.Sprintf("%d of %d requests failed (%.1f%%) in the last %s, at or above maxErrorRate %g%%",
+				s.Errors, s.Requests, rate, b.Window.Duration, b.MaxErrorRate)})
+		return
+	}
 }
 
 // measure takes one verdict of metric m for the canary over the last d. A

@@ -133,6 +133,7 @@ type Runner struct {
 	registered      map[string]bool
 	stopAnalysis    func()
 	analysisRollout uint64
+	analysisWeight  int
 	inflight        map[asyncKey]context.CancelFunc
 	async           sync.WaitGroup
 }
@@ -542,12 +543,13 @@ func (r *Runner) cancelAsync(keep *asyncKey) {
 func (r *Runner) startAnalysis(ctx context.Context, st rollout.State, a rollout.StartAnalysis) {
 	id := rolloutID(st)
 	// A reload reconciles a running rollout again: keep its analysis (and
-	// the checks it started with) rather than restart its timers.
-	if r.stopAnalysis != nil && r.analysisRollout == id {
+	// the checks it started with) rather than restart its timers. A new
+	// weight restarts it, so its first window lies wholly at that weight.
+	if r.stopAnalysis != nil && r.analysisRollout == id && r.analysisWeight == a.Weight {
 		return
 	}
 	r.endAnalysis()
-	r.analysisRollout = id
+	r.analysisRollout, r.analysisWeight = id, a.Weight
 	if r.opts.Analyzer == nil {
 		return
 	}

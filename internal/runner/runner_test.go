@@ -137,10 +137,11 @@ func (a *fakeAnalyzer) Start(ctx context.Context, _ *spec.Service, _ rollout.Sta
 	return func() {}
 }
 
-func (a *fakeAnalyzer) send(i int) func(rollout.Verdict) {
+// latest returns the send function of the analysis started last.
+func (a *fakeAnalyzer) latest() func(rollout.Verdict) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.sends[i]
+	return a.sends[len(a.sends)-1]
 }
 
 // fakeExecutor runs hooks until released (or their context ends).
@@ -323,7 +324,7 @@ func TestStaleVerdictDropped(t *testing.T) {
 			t.Fatalf("after a stale failed verdict: rollout %+v, want #%d with no failed check", st.Rollout, id)
 		}
 		// The current analysis's verdicts do count (threshold 1).
-		w.analyzer.send(1)(rollout.Verdict{Metric: "request-success-rate", Result: rollout.VerdictFailed, Value: 50, Samples: 100})
+		w.analyzer.latest()(rollout.Verdict{Metric: "request-success-rate", Result: rollout.VerdictFailed, Value: 50, Samples: 100})
 		synctest.Wait()
 		if st := w.state(); st.Rollout != nil || st.Last.Result != rollout.ResultRolledBack {
 			t.Fatalf("after a current failed verdict: last %+v, want rolled back", st.Last)
@@ -505,6 +506,37 @@ func TestNoExecutorFailsHooks(t *testing.T) {
 		synctest.Wait()
 		if st := w.state(); st.Last == nil || st.Last.Result != rollout.ResultRolledBack || !strings.Contains(st.Last.Reason, "no executor") {
 			t.Fatalf("hook without an executor: last %+v, want rolled back saying why", st.Last)
+		}
+	})
+}
+
+// TestAnalysisRestartsPerWeight: each new canary weight gets a fresh
+// analysis (its first check measures a whole interval at that weight); a
+// reload at the same weight keeps the running one.
+func TestAnalysisRestartsPerWeight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		w.start()
+		defer w.stop()
+		if err := w.submit(rollout.Deploy{Version: "green", By: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		w.analyzer.mu.Lock()
+		started := len(w.analyzer.sends)
+		w.analyzer.mu.Unlock()
+		if started != 2 {
+			t.Fatalf("%d analyses started by a deploy that reached 20%%, want 2 (at 0%% and at 20%%)", started)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := w.r.Reconfigure(ctx, w.svc, w.m); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		w.analyzer.mu.Lock()
+		defer w.analyzer.mu.Unlock()
+		if len(w.analyzer.sends) != started {
+			t.Fatalf("a reload at the same weight restarted the analysis (%d starts, want %d)", len(w.analyzer.sends), started)
 		}
 	})
 }

@@ -21,6 +21,8 @@ const (
 	DefaultConsecutiveErrorLimit       = 4
 	DefaultQuantile                    = 0.99
 	DefaultMinSamples                  = 10
+	DefaultBreakerMinRequests          = 20
+	DefaultBreakerWindow               = 10 * time.Second
 	DefaultAutoPromote                 = true
 	DefaultScaleDownDelay              = 10 * time.Minute
 	DefaultMaxWeight                   = 50
@@ -97,6 +99,10 @@ func (s *Service) Default() {
 		setDuration(&a.Interval, DefaultAnalysisInterval)
 		setInt(&a.Threshold, DefaultAnalysisThreshold)
 		setInt(&a.ConsecutiveErrorLimit, DefaultConsecutiveErrorLimit)
+		if b := a.Breaker; b != nil {
+			setInt(&b.MinRequests, DefaultBreakerMinRequests)
+			setDuration(&b.Window, DefaultBreakerWindow)
+		}
 		for i := range a.Metrics {
 			m := &a.Metrics[i]
 			setDuration(&m.Interval, a.Interval.Duration)

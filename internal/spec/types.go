@@ -243,6 +243,23 @@ type Analysis struct {
 	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit,omitempty" range:"1,1000"`
 	// Metrics are the checks; at least one, each name at most once.
 	Metrics []Metric `json:"metrics,omitempty"`
+	// Breaker, when set, rolls back at once, between intervals, when the
+	// canary's error rate is very high (a crash-looping version should not
+	// wait for threshold failed checks).
+	Breaker *Breaker `json:"breaker,omitempty"`
+}
+
+// Breaker is the hard-signal check of the built-in measurements, evaluated
+// every second over a sliding window.
+type Breaker struct {
+	// MaxErrorRate is the percentage of failed requests (5xx, connection
+	// errors) that rolls back at once.
+	MaxErrorRate float64 `json:"maxErrorRate" range:"1,100"`
+	// MinRequests is the fewest requests in the window for the breaker to
+	// trip.
+	MinRequests int `json:"minRequests,omitempty" range:"1,1000000"`
+	// Window is the sliding window the error rate is measured over.
+	Window Duration `json:"window,omitempty" range:"1s,120s"`
 }
 
 // Metric is one check. Built-in names: request-success-rate (percent),
