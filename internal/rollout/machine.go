@@ -94,6 +94,12 @@ func New(svc *spec.Service) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service %q: spec.strategy.canary: %w", m.name, err)
 	}
+	if c := sp.Strategy.Canary; c != nil && c.BakeDuration.Duration > 0 {
+		// After 100% the previous version stays warm and analysis keeps
+		// watching: a failure switches back (Flagger is blind after its
+		// last step).
+		canary = append(canary, Step{Kind: StepBake, Duration: c.BakeDuration.Duration})
+	}
 	m.canary = canary
 	bg := sp.Strategy.BlueGreen
 	m.blueGreen = compileBlueGreen(bg)

@@ -133,3 +133,39 @@ func TestBreakerRollsBackAtOnce(t *testing.T) {
 		t.Fatalf("after a tripped breaker: last %+v, want rolled back at once", w.s.Last)
 	}
 }
+
+// TestCanaryBake: with bakeDuration, a canary at 100% keeps its analysis;
+// failed checks in the bake switch back to the previous version at once.
+func TestCanaryBake(t *testing.T) {
+	min := 99.0
+	svc := &spec.Service{Metadata: spec.Metadata{Name: "web"}, Spec: spec.ServiceSpec{
+		Stable:   "blue",
+		Versions: []spec.Version{{Name: "blue", Targets: []string{"b:1"}}, {Name: "green", Targets: []string{"g:1"}}},
+		Strategy: spec.Strategy{Canary: &spec.Canary{Preset: "AllAtOnce", BakeDuration: spec.D(5 * time.Minute)}},
+		Analysis: &spec.Analysis{Interval: spec.D(10 * time.Second), Threshold: 2,
+			Metrics: []spec.Metric{{Name: spec.MetricRequestSuccessRate, ThresholdRange: spec.ThresholdRange{Min: &min}}}},
+	}}
+	svc.Default()
+	m, err := New(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &asyncWorld{t: t, m: m, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	w.s, _ = m.Reconcile(State{}, w.now)
+	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
+	w.step(Deploy{Version: "green", By: "test"})
+	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
+	w.now = w.now.Add(10 * time.Second)
+	w.step(pass(10 * time.Second)) // the switch needs a pass
+	if r := w.s.Rollout; r == nil || !r.Switched || r.Steps[r.StepIndex].Kind != StepBake || w.s.Weights["green"] != 100 {
+		t.Fatalf("after the switch: rollout %+v, weights %v; want baking at green 100%%", r, w.s.Weights)
+	}
+	failed := Verdict{Metric: spec.MetricRequestSuccessRate, Result: VerdictFailed, Value: 90, Samples: 500, Window: 10 * time.Second}
+	w.now = w.now.Add(10 * time.Second)
+	w.step(failed)
+	w.now = w.now.Add(10 * time.Second)
+	w.step(failed)
+	if w.s.Last == nil || w.s.Last.Result != ResultRolledBack || w.s.Stable != "blue" || w.s.Weights["blue"] != 100 {
+		t.Fatalf("after failed checks in the bake: last %+v, stable %s, weights %v; want switched back to blue", w.s.Last, w.s.Stable, w.s.Weights)
+	}
+}

@@ -202,6 +202,10 @@ type Canary struct {
 	MaxWeight int `json:"maxWeight,omitempty"`
 	// Interval is the pause after each weight change, with StepWeight or StepWeights.
 	Interval Duration `json:"interval,omitempty" range:"0s,24h"`
+	// BakeDuration is the post-promotion window: after 100%, the previous
+	// version stays warm while analysis keeps running, and a failure
+	// switches back at once (0: no bake).
+	BakeDuration Duration `json:"bakeDuration,omitempty" range:"0s,720h"`
 }
 
 // Step is one canary step: exactly one field is set.
