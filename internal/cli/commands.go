@@ -206,23 +206,45 @@ func (e *env) command(ctx context.Context, service, verb string, call func(conte
 }
 
 func (e *env) historyCommand() *cobra.Command {
-	var limit int
+	var (
+		limit    int
+		verdicts bool
+	)
 	cmd := &cobra.Command{
 		Use:   "history SERVICE",
 		Short: "Show a service's rollout timeline",
-		Args:  cobra.ExactArgs(1),
+		Long: `history shows steps, decisions and the measurements that decided them (every
+failed check, and each check's latest verdict before a step or a decision);
+--verdicts shows every measurement, and -o json/yaml gives all of it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			h, err := c.History(cmd.Context(), args[0], limit)
+			text := e.output == "" || e.output == "text"
+			fetch := limit
+			if text && !verdicts {
+				fetch = 0 // filter first, then keep the newest limit
+			}
+			h, err := c.History(cmd.Context(), args[0], fetch)
 			if err != nil {
 				return apiErr(err)
 			}
-			return e.print(h, func(w io.Writer) { writeHistory(w, h) })
+			return e.print(h, func(w io.Writer) {
+				if verdicts {
+					writeHistory(w, h)
+					return
+				}
+				kept, hidden := decisive(h, limit)
+				writeHistory(w, kept)
+				if hidden > 0 {
+					fmt.Fprintf(w, "(%d more measurements; --verdicts shows every one)\n", hidden)
+				}
+			})
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 50, "newest entries to show (0: all)")
+	cmd.Flags().BoolVar(&verdicts, "verdicts", false, "show every analysis measurement, not only those that decided")
 	return cmd
 }
