@@ -190,8 +190,12 @@ type Strategy struct {
 type Canary struct {
 	// Steps are explicit setWeight and pause steps, run in order.
 	Steps []Step `json:"steps,omitempty"`
-	// Preset is Canary10Percent5Minutes, Linear10PercentEvery1Minute,
-	// AllAtOnce, "canary N%/INTERVAL" or "linear N%/INTERVAL".
+	// Preset is a CodeDeploy configuration name: a predefined one
+	// (Canary10Percent5Minutes, Linear10PercentEvery1Minute, AllAtOnce, ...,
+	// with or without the CodeDeployDefault. prefix) or one in the same
+	// pattern (Canary20Percent10Minutes, Linear15PercentEvery3Minutes, with
+	// or without a Custom. prefix); or "canary N%/INTERVAL" or
+	// "linear N%/INTERVAL".
 	Preset string `json:"preset,omitempty"`
 	// StepWeight is the weight added every Interval, up to MaxWeight (Flagger style, 1-99).
 	StepWeight int `json:"stepWeight,omitempty"`

@@ -198,7 +198,9 @@ func (v *validator) versions() {
 		v.add("spec.versions", "", "needs at least one version with a name and targets")
 	}
 	names := map[string]int{}
-	targets := map[string]string{}
+	// targets maps each address to where it was first listed.
+	type listed struct{ version, path string }
+	targets := map[string]listed{}
 	for i, ver := range sp.Versions {
 		p := fmt.Sprintf("spec.versions[%d]", i)
 		switch {
@@ -222,11 +224,19 @@ func (v *validator) versions() {
 				v.add(tp, quote(t), want)
 				continue
 			}
-			if other, dup := targets[t]; dup {
-				v.add(tp, quote(t), "must appear in only one version; it is already a target of "+other)
+			if first, dup := targets[t]; dup {
+				at := first.path
+				if line := v.s.positionOf(first.path).Line; line > 0 {
+					at += ", line " + strconv.Itoa(line)
+				}
+				if first.version == ver.Name {
+					v.add(tp, quote(t), fmt.Sprintf("is listed twice in version %q (first as %s); remove one", ver.Name, at))
+				} else {
+					v.add(tp, quote(t), fmt.Sprintf("must appear in only one version; it is already a target of version %q (%s)", first.version, at))
+				}
 				continue
 			}
-			targets[t] = fmt.Sprintf("version %q", ver.Name)
+			targets[t] = listed{ver.Name, tp}
 		}
 	}
 	switch {
