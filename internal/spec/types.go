@@ -38,6 +38,10 @@ type Service struct {
 	// were written, so Validate can name the line of a bad field. It is
 	// filled by Decode and is empty for services built in code.
 	positions map[string]position
+	// dropped holds the paths Decode left out because they could not be
+	// decoded (and their parents'), so Validate does not report them a
+	// second time as missing. Non-empty only with a decode error.
+	dropped map[string]bool
 }
 
 // Metadata names a service.

@@ -130,6 +130,9 @@ type validator struct {
 }
 
 func (v *validator) add(path, value, want string) {
+	if v.s.dropped[path] {
+		return // Decode already reported why it is missing
+	}
 	v.errs = append(v.errs, v.s.fieldError(path, value, want))
 }
 
