@@ -120,11 +120,17 @@ type HealthCheck struct {
 	Interval Duration `json:"interval,omitempty" range:"10ms,1h"`
 	// Timeout bounds one check; less than Interval.
 	Timeout Duration `json:"timeout,omitempty" range:"1ms,1h"`
-	// HealthyThreshold is how many checks in a row must pass before a
-	// target is healthy.
+	// HealthyThreshold is how many checks in a row must pass before an
+	// unhealthy target is healthy again. A target's first probe (a new
+	// target, or every target when serve starts) decides at once, with no
+	// threshold: passed, it is healthy and may take traffic; failed, it is
+	// unhealthy. So a restart does not hold traffic back for
+	// healthyThreshold intervals, and a new version's health gate opens
+	// after one good probe of each target.
 	HealthyThreshold int `json:"healthyThreshold,omitempty" range:"1,100"`
 	// UnhealthyThreshold is how many checks in a row must fail before a
-	// target is unhealthy.
+	// healthy target is unhealthy (after its first probe, which decides at
+	// once).
 	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty" range:"1,100"`
 	// ExpectedStatus lists acceptable status codes (100-599); empty means 200-399.
 	ExpectedStatus []int `json:"expectedStatus,omitempty"`
