@@ -59,6 +59,8 @@ type env struct {
 	// plain forces line-by-line progress even in a terminal (the demo
 	// prints traffic lines between them).
 	plain bool
+	// heartbeat overrides progressHeartbeat (tests).
+	heartbeat time.Duration
 	// self is how the user runs this binary, for the commands the demo
 	// suggests: "switchyard", "go run ./cmd/switchyard" or a path.
 	self string
