@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,21 +121,136 @@ func TestBrokenApplyKeepsServing(t *testing.T) {
 	}
 }
 
-// TestDemo runs the README's first command to its end.
+// TestDemo runs the README's first command to its end: it ends by itself
+// and leaves no state directory behind.
 func TestDemo(t *testing.T) {
 	testenv.Integration(t)
 	bin := testenv.BuildSwitchyard(t)
+	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "demo", "--exit", "--listen", testenv.FreeAddr(t))
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd := exec.CommandContext(ctx, bin, "demo", "--listen", testenv.FreeAddr(t))
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+tmp)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out)
+		t.Fatalf("demo (it must end by itself): %v\n%s", err, out)
 	}
-	for _, want := range []string{"promoted", "rolled-back", "0 failed"} {
+	for _, want := range []string{"promoted", "rolled-back", "0 failed", "demo --stay"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	assertNoDemoDirs(t, tmp)
+}
+
+// TestDemoStay keeps the demo serving with --stay: the commands it
+// suggests run this binary, and SIGTERM ends it cleanly.
+func TestDemoStay(t *testing.T) {
+	testenv.Integration(t)
+	bin := testenv.BuildSwitchyard(t)
+	d := startDemo(t, bin, "--stay")
+	testenv.WaitFor(t, 2*time.Minute, func() bool { return strings.Contains(d.out.String(), "Try next") }, "the demo's hints")
+	out := d.out.String()
+	for _, want := range []string{bin + " status web --state-dir " + d.stateDir(t), "Ctrl-C or SIGTERM here stops the demo"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo --stay output lacks %q:\n%s", want, out)
+		}
+	}
+	// The hint works as printed.
+	status, err := exec.Command(bin, "status", "web", "--state-dir", d.stateDir(t)).CombinedOutput()
+	if err != nil || !strings.Contains(string(status), "v2") {
+		t.Errorf("suggested status command: %v\n%s", err, status)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(t); code != 0 {
+		t.Errorf("demo --stay after SIGTERM exited %d, want 0:\n%s", code, d.out.String())
+	}
+	assertNoDemoDirs(t, d.tmp)
+}
+
+// TestDemoSignal stops the demo in its scripted part: it exits, and
+// removes its state directory.
+func TestDemoSignal(t *testing.T) {
+	testenv.Integration(t)
+	bin := testenv.BuildSwitchyard(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			d := startDemo(t, bin)
+			dir := d.stateDir(t)
+			d.cmd.Process.Signal(sig)
+			if code := d.wait(t); code == 0 {
+				t.Errorf("demo stopped by %v exited 0, want non-zero:\n%s", sig, d.out.String())
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("after %v the demo's state directory %s is still there (stat: %v)", sig, dir, err)
+			}
+			assertNoDemoDirs(t, d.tmp)
+		})
+	}
+}
+
+type demoProc struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	tmp    string
+	exited chan struct{}
+}
+
+// startDemo starts `switchyard demo ARGS` with its own TMPDIR.
+func startDemo(t *testing.T, bin string, args ...string) *demoProc {
+	t.Helper()
+	d := &demoProc{out: &lockedBuffer{}, tmp: t.TempDir(), exited: make(chan struct{})}
+	d.cmd = exec.Command(bin, append([]string{"demo", "--listen", testenv.FreeAddr(t)}, args...)...)
+	d.cmd.Env = append(os.Environ(), "NO_COLOR=1", "TMPDIR="+d.tmp)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.exited
+	})
+	return d
+}
+
+// stateDir waits for the demo to name its state directory and returns it.
+func (d *demoProc) stateDir(t *testing.T) string {
+	t.Helper()
+	var dir string
+	testenv.WaitFor(t, 30*time.Second, func() bool {
+		out := d.out.String()
+		i := strings.Index(out, "(config: ")
+		if i < 0 {
+			return false
+		}
+		rest := out[i+len("(config: "):]
+		j := strings.Index(rest, "/demo.yaml)")
+		if j < 0 {
+			return false
+		}
+		dir = rest[:j]
+		return true
+	}, "the demo's state directory in its output")
+	return dir
+}
+
+// wait waits for the demo to exit and returns its exit code.
+func (d *demoProc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("demo did not exit in 30s:\n%s", d.out.String())
+	}
+	return d.cmd.ProcessState.ExitCode()
+}
+
+// assertNoDemoDirs fails if a switchyard-demo-* directory is left in tmp.
+func assertNoDemoDirs(t *testing.T, tmp string) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join(tmp, "switchyard-demo-*"))
+	if len(left) > 0 {
+		t.Errorf("demo left %v behind", left)
 	}
 }

@@ -73,7 +73,8 @@ func TestCanaryStepsPromoteAbort(t *testing.T) {
 	st := d.waitStatus("web", 20*time.Second, "the first indefinite pause", func(st admin.ServiceStatus) bool {
 		return st.Weights["green"] == 30 && st.Step.Kind == string(rollout.StepPause)
 	})
-	if st.Phase != rollout.PhaseProgressing || st.CanaryVersion != "green" || st.Weights["blue"] != 70 {
+	// A pause without duration waits for promote: shown Paused, as Argo Rollouts does.
+	if st.Phase != rollout.PhasePaused || st.CanaryVersion != "green" || st.Weights["blue"] != 70 {
 		t.Fatalf("at the pause: %+v", st)
 	}
 	// The pause holds: the step does not move on without a promote.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -59,11 +60,18 @@ type env struct {
 	// plain forces line-by-line progress even in a terminal (the demo
 	// prints traffic lines between them).
 	plain bool
+	// heartbeat overrides progressHeartbeat (tests).
+	heartbeat time.Duration
+	// self is how the user runs this binary, for the commands the demo
+	// suggests: "switchyard", "go run ./cmd/switchyard" or a path.
+	self string
 }
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	exe, _ := os.Executable()
+	e.self = selfCommand(exe, exec.LookPath)
 	root := e.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -88,6 +96,33 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return exitSignaled
 	}
 	return ExitFailed
+}
+
+// selfCommand returns what a user types to run the binary at exe again:
+// "switchyard" when that is on PATH, "go run ./cmd/switchyard" when exe was
+// built by go run (the README's first command, from the repository root),
+// else exe itself.
+func selfCommand(exe string, lookPath func(string) (string, error)) string {
+	if exe == "" {
+		return "switchyard"
+	}
+	if p, err := lookPath("switchyard"); err == nil && sameFile(p, exe) {
+		return "switchyard"
+	}
+	// go run builds into $GOTMPDIR/go-build*/b001/exe/ and removes it on exit.
+	for d := filepath.Dir(exe); d != filepath.Dir(d); d = filepath.Dir(d) {
+		if strings.HasPrefix(filepath.Base(d), "go-build") {
+			return "go run ./cmd/switchyard"
+		}
+	}
+	return exe
+}
+
+// sameFile reports whether the paths a and b name one file.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 func isFlagError(err error) bool {

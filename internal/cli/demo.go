@@ -61,6 +61,7 @@ spec:
 func (e *env) demoCommand() *cobra.Command {
 	var (
 		listen string
+		stay   bool
 		exit   bool
 	)
 	cmd := &cobra.Command{
@@ -68,18 +69,25 @@ func (e *env) demoCommand() *cobra.Command {
 		Short: "Run a self-contained demo: a canary that succeeds, then a bad version rolled back",
 		Long: `demo starts three versions of a toy app on loopback, the proxy on --listen
 and a steady load, then rolls out v2 as a canary (promoted) and v3, whose health
-checks fail (rolled back automatically). It needs nothing but this binary.`,
+checks fail (rolled back automatically). It ends by itself after that, unless
+--stay keeps it serving for you to try commands against it (Ctrl-C stops it).
+It needs nothing but this binary, and removes its temporary state directory
+on every exit.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.runDemo(cmd.Context(), listen, exit)
+			return e.runDemo(cmd.Context(), listen, stay)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address of the demo service")
-	cmd.Flags().BoolVar(&exit, "exit", false, "exit after the scripted rollouts instead of serving until Ctrl-C")
+	cmd.Flags().BoolVar(&stay, "stay", false, "keep serving after the scripted rollouts, until Ctrl-C or SIGTERM")
+	// --exit was the way to end after the scripted part when staying was
+	// the default; it is kept so that scripts using it still work.
+	cmd.Flags().BoolVar(&exit, "exit", false, "end after the scripted rollouts (the default)")
+	cmd.Flags().MarkHidden("exit")
 	return cmd
 }
 
-func (e *env) runDemo(ctx context.Context, listen string, exit bool) (err error) {
+func (e *env) runDemo(ctx context.Context, listen string, stay bool) (err error) {
 	pal := e.color()
 	say := func(format string, args ...any) {
 		fmt.Fprintf(e.stdout, "\n%s %s\n", pal.bold("==>"), fmt.Sprintf(format, args...))
@@ -110,7 +118,15 @@ func (e *env) runDemo(ctx context.Context, listen string, exit bool) (err error)
 	if err != nil {
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
+	// Deferred first, so it runs last: after the daemon has stopped and
+	// closed its store. main turns SIGINT and SIGTERM into a cancelled
+	// ctx, so this runs on those exits too.
 	defer os.RemoveAll(stateDir)
+	defer func() {
+		if ctx.Err() != nil && !stay {
+			err = &ExitError{Code: exitSignaled, Err: fmt.Errorf("demo stopped before its end; removed %s", stateDir)}
+		}
+	}()
 	if err := os.WriteFile(stateDir+"/demo.yaml", []byte(doc), 0o600); err != nil {
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
@@ -185,19 +201,21 @@ func (e *env) runDemo(ctx context.Context, listen string, exit bool) (err error)
 	fmt.Fprintf(e.stdout, "%s %v\n", pal.red("✘"), xe.Err)
 	ok, failed := load.Totals()
 	say("Done: v2 is stable, v3 was rolled back; %d requests answered, %d failed", ok, failed)
-	if exit {
+	if !stay {
+		fmt.Fprintf(e.stdout, "\n(demo over; its state directory is removed. `%s demo --stay` keeps it serving for you to try commands against it)\n", e.self)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, `
-Try next, in another terminal (Ctrl-C here stops the demo):
+Try next, in another terminal (Ctrl-C or SIGTERM here stops the demo and removes %[2]s):
   curl %[1]s                                       # answered by v2
   curl -H 'x-canary: true' %[1]s                   # reaches the canary during a rollout
-  switchyard status web --state-dir %[2]s
-  switchyard history web --state-dir %[2]s
-  switchyard deploy web --version v1 --strategy blue-green --wait --state-dir %[2]s
-  switchyard rollback web --state-dir %[2]s
-`, url, stateDir)
+  %[3]s status web --state-dir %[2]s
+  %[3]s history web --state-dir %[2]s
+  %[3]s deploy web --version v1 --strategy blue-green --wait --state-dir %[2]s
+  %[3]s rollback web --state-dir %[2]s
+`, url, stateDir, e.self)
 	<-ctx.Done()
+	fmt.Fprintf(e.stdout, "\ndemo stopped; removed %s\n", stateDir)
 	return nil
 }
 

@@ -20,6 +20,10 @@ import (
 // pollInterval is how often --wait and --watch read the status.
 const pollInterval = 250 * time.Millisecond
 
+// progressHeartbeat is the longest --wait and --watch stay silent when
+// stdout is not a terminal, even when nothing changes.
+const progressHeartbeat = 5 * time.Second
+
 // palette colours terminal output; the zero value prints plain text.
 type palette struct{ on bool }
 
@@ -50,13 +54,19 @@ func (e *env) color() palette {
 
 // watch shows a service's progress until the rollout id ends (id > 0), or
 // until ctx ends (id == 0, status --watch). In a terminal it redraws one
-// block; otherwise it prints a line whenever something changes.
+// block; otherwise it prints a line whenever something changes, and at
+// least every progressHeartbeat, so a CI log shows the command is alive.
 func (e *env) watch(ctx context.Context, c *admin.Client, service string, id uint64, timeout time.Duration) error {
 	wctx, cancel := timeoutCtx(ctx, timeout)
 	defer cancel()
 	live := e.tty() && e.output == "text" && !e.plain
 	pal := e.color()
 	var lastLine string
+	var lastAt time.Time
+	heartbeat := e.heartbeat
+	if heartbeat <= 0 {
+		heartbeat = progressHeartbeat
+	}
 	drawn := 0
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
@@ -80,9 +90,9 @@ func (e *env) watch(ctx context.Context, c *admin.Client, service string, id uin
 				}
 				e.stdout.Write(b.Bytes())
 				drawn = bytes.Count(b.Bytes(), []byte("\n"))
-			} else if line := progressLine(st); line != lastLine {
-				fmt.Fprintf(e.stdout, "%s %s\n", time.Now().Format("15:04:05"), line)
-				lastLine = line
+			} else if line, now := progressLine(st), time.Now(); line != lastLine || now.Sub(lastAt) >= heartbeat {
+				fmt.Fprintf(e.stdout, "%s %s\n", now.Format("15:04:05"), line)
+				lastLine, lastAt = line, now
 			}
 		}
 		if id > 0 {
@@ -173,18 +183,29 @@ func progressLine(st admin.ServiceStatus) string {
 		}
 	}
 	fmt.Fprintf(&b, " weights %s", formatWeights(st.Weights))
-	healthy, total := 0, 0
-	for _, t := range st.Targets {
-		total++
-		if t.Healthy {
-			healthy++
-		}
-	}
+	healthy, total := rolloutHealth(st)
 	fmt.Fprintf(&b, " healthy %d/%d", healthy, total)
 	for _, v := range st.LastVerdicts {
 		fmt.Fprintf(&b, " %s=%s", v.Metric, v.Result)
 	}
 	return b.String()
+}
+
+// rolloutHealth counts the healthy targets of the versions taking part:
+// the stable one and the canary. Other versions (a kept previous one, or
+// one only listed in the file) are probed too, but they carry no traffic,
+// and counting them made "healthy 3/4" of a rollout whose targets were all up.
+func rolloutHealth(st admin.ServiceStatus) (healthy, total int) {
+	for _, t := range st.Targets {
+		if t.Version != st.StableVersion && t.Version != st.CanaryVersion {
+			continue
+		}
+		total++
+		if t.Healthy {
+			healthy++
+		}
+	}
+	return healthy, total
 }
 
 func formatWeights(w rollout.Weights) string {
@@ -246,8 +267,11 @@ func writeStatus(w io.Writer, st admin.ServiceStatus, pal palette) {
 	}
 	if st.Step.Total > 0 {
 		fmt.Fprintf(w, "  step     %d/%d  %s", st.Step.Index+1, st.Step.Total, st.Step.Description)
-		if st.Paused {
+		switch {
+		case st.Paused:
 			fmt.Fprint(w, pal.yellow("  [paused: switchyard resume]"))
+		case st.Phase == rollout.PhasePaused:
+			fmt.Fprint(w, pal.yellow("  [waits for: switchyard promote "+st.Name+"]"))
 		}
 		fmt.Fprintln(w)
 	}
@@ -309,12 +333,7 @@ func writeServices(w io.Writer, all []admin.ServiceStatus) {
 		if st.Step.Total > 0 {
 			step = fmt.Sprintf("%d/%d", st.Step.Index+1, st.Step.Total)
 		}
-		healthy := 0
-		for _, t := range st.Targets {
-			if t.Healthy {
-				healthy++
-			}
-		}
+		healthy, total := rolloutHealth(st)
 		last := "-"
 		if l := st.LastRollout; l != nil {
 			last = fmt.Sprintf("%s %s", l.Version, l.Result)
@@ -323,7 +342,7 @@ func writeServices(w io.Writer, all []admin.ServiceStatus) {
 		if canary == "" {
 			canary = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", st.Name, st.Phase, st.StableVersion, canary, formatWeights(st.Weights), step, healthy, len(st.Targets), last)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", st.Name, st.Phase, st.StableVersion, canary, formatWeights(st.Weights), step, healthy, total, last)
 	}
 	tw.Flush()
 }

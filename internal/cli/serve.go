@@ -168,7 +168,7 @@ func (e *env) validateCommand() *cobra.Command {
 			}
 			svcs, err := spec.LoadFiles(files...)
 			if err != nil {
-				return &ExitError{Code: ExitUsage, Err: fmt.Errorf("invalid configuration:\n%w", err)}
+				return e.invalidConfig(err)
 			}
 			names := make([]string, 0, len(svcs))
 			for _, s := range svcs {

@@ -155,7 +155,7 @@ func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus
 	out := admin.ServiceStatus{
 		Name:          svc.Metadata.Name,
 		Listen:        svc.Spec.Listen,
-		Phase:         st.Phase,
+		Phase:         st.ShownPhase(),
 		StableVersion: st.Stable,
 		Weights:       st.Weights,
 		Targets:       []admin.TargetStatus{},
@@ -167,8 +167,8 @@ func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus
 	if out.Weights == nil {
 		out.Weights = rollout.Weights{}
 	}
-	if st.Previous != "" && now.Before(st.PreviousUntil) {
-		out.PreviousVersion = st.Previous
+	if prev := st.KeptPrevious(now); prev != "" {
+		out.PreviousVersion = prev
 		until := st.PreviousUntil
 		out.PreviousUntil = &until
 	}

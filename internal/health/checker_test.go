@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -465,4 +467,26 @@ func BenchmarkRoutable(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestFirstProbeDocumented: the configuration reference says what
+// TestThresholds shows, that the first probe decides with no threshold
+// (the reference once said every healthy target had passed
+// healthyThreshold checks in a row).
+func TestFirstProbeDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"spec.healthCheck.healthyThreshold", "spec.healthCheck.unhealthyThreshold"} {
+		var row string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "| `"+field+"`") {
+				row = l
+			}
+		}
+		if !strings.Contains(row, "first probe") || !strings.Contains(row, "decides at once") {
+			t.Errorf("docs/configuration.md row of %s does not say that the first probe decides at once:\n%s", field, row)
+		}
+	}
 }

@@ -224,7 +224,9 @@ func (t *txn) retry(who string) error {
 
 // rollback returns to the kept previous version after a promotion. It is
 // recorded as a run of its own (the promoted run stays promoted), with
-// result rolled-back, so that Retry can try the left version again.
+// result rolled-back, so that Retry can try the left version again. Like any
+// rolled-back run, its Version is the one left and its From the one traffic
+// went back to.
 func (t *txn) rollback(who string) error {
 	s := &t.s
 	if r := s.Rollout; r != nil {
@@ -241,7 +243,7 @@ func (t *txn) rollback(who string) error {
 		kind = s.Last.Strategy
 	}
 	reason := fmt.Sprintf("manual rollback by %s: traffic back to %s", by(who), to)
-	s.Last = &Run{ID: id, Version: left, From: left, Strategy: kind, By: who, StartedAt: t.now,
+	s.Last = &Run{ID: id, Version: left, From: to, Strategy: kind, By: who, StartedAt: t.now,
 		StepStartedAt: t.now, Result: ResultRolledBack, Reason: reason, FinishedAt: t.now}
 	s.Stable, s.Previous = to, left
 	s.PreviousUntil = t.now.Add(t.m.scaleDownDelay)

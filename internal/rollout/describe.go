@@ -92,6 +92,48 @@ func (s State) Describe(now time.Time) string {
 	return d
 }
 
+// ShownPhase is the phase to show people. It is Phase, except that a
+// rollout waiting at a pause without a duration or a gate without a webhook
+// (both wait for `promote`) shows as Paused, as Argo Rollouts does: it will
+// not move by itself. The stored Phase stays Progressing, since nothing but
+// the step holds it.
+func (s State) ShownPhase() Phase {
+	if s.WaitsForPromote() {
+		return PhasePaused
+	}
+	return s.Phase
+}
+
+// WaitsForPromote reports whether the rollout in progress waits for a
+// person to promote it: at a pause without a duration or a gate without a
+// webhook, not yet promoted.
+func (s State) WaitsForPromote() bool {
+	r := s.Rollout
+	if s.Phase != PhaseProgressing || r == nil || r.StepIndex >= len(r.Steps) || r.StepPromoted {
+		return false
+	}
+	switch st := r.Steps[r.StepIndex]; st.Kind {
+	case StepPause:
+		return st.Duration == 0
+	case StepGate:
+		return st.Name == ""
+	}
+	return false
+}
+
+// KeptPrevious is the version kept routable for `rollback` at now, or ""
+// when none is. A kept version that is being deployed again is the canary,
+// not a way back, and is not reported.
+func (s State) KeptPrevious(now time.Time) string {
+	if s.Previous == "" || !now.Before(s.PreviousUntil) {
+		return ""
+	}
+	if s.Rollout != nil && s.Rollout.Version == s.Previous {
+		return ""
+	}
+	return s.Previous
+}
+
 // Next is when the next time-driven transition of s after now is due (a
 // pause or bake ending, a progress deadline, the previous version's
 // retirement), or the zero time when none is. A runner may sleep until then,

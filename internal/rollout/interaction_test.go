@@ -301,7 +301,11 @@ func (h *harness) show(acts []Action) string {
 	s := h.s
 	var b strings.Builder
 	rt := s.Routing()
-	fmt.Fprintf(&b, "%s phase=%s stable=%s", rel(h.now), s.Phase, s.Stable)
+	fmt.Fprintf(&b, "%s phase=%s", rel(h.now), s.Phase)
+	if shown := s.ShownPhase(); shown != s.Phase {
+		fmt.Fprintf(&b, " shown=%s", shown)
+	}
+	fmt.Fprintf(&b, " stable=%s", s.Stable)
 	if rt.Canary != "" {
 		fmt.Fprintf(&b, " canary=%s", rt.Canary)
 	}
@@ -322,10 +326,14 @@ func (h *harness) show(acts []Action) string {
 		}
 	}
 	if l := s.Last; l != nil {
-		fmt.Fprintf(&b, "last #%d %s %s: %s\n", l.ID, l.Version, l.Result, l.Reason)
+		fmt.Fprintf(&b, "last #%d %s from %s %s: %s\n", l.ID, l.Version, l.From, l.Result, l.Reason)
 	}
 	if s.Previous != "" {
-		fmt.Fprintf(&b, "previous=%s until %s\n", s.Previous, rel(s.PreviousUntil))
+		fmt.Fprintf(&b, "previous=%s until %s", s.Previous, rel(s.PreviousUntil))
+		if s.KeptPrevious(h.now) == "" && h.now.Before(s.PreviousUntil) {
+			b.WriteString(" (not shown: it is the canary)")
+		}
+		b.WriteString("\n")
 	}
 	if s.RouterError != "" {
 		fmt.Fprintf(&b, "router-error: %s\n", s.RouterError)

@@ -183,9 +183,13 @@ func (m *Machine) Steps(kind StrategyKind) ([]Step, error) {
 // SetWeights for the weights in force, so the data plane matches the state.
 // It never changes the progress of a rollout.
 //
-// The spec's targets win for the versions the spec lists; versions added by
-// Deploy stay. The spec's stable only seeds a new state: after that, the
-// stable version is whatever the last rollout left.
+// The spec's targets win for the versions the spec lists. A version added
+// by Deploy (--targets) stays while it is in use: the stable version, the
+// rollout's canary and the version it started from, and the previous
+// version while it is kept for rollback; any other version the spec does
+// not list is dropped and retired, so a reload with files that no longer
+// list it stops probing it. The spec's stable only seeds a new state: after
+// that, the stable version is whatever the last rollout left.
 func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 	t := m.begin(s, now)
 	if t.s.Service == "" {
@@ -198,6 +202,7 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 	for _, v := range m.specVersions {
 		t.setTargets(v.Name, v.Targets, false)
 	}
+	retired := t.dropUnused()
 	if len(t.s.Weights) == 0 {
 		t.s.Weights = t.effective(t.planned())
 	}
@@ -213,6 +218,9 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 		t.emit(RegisterVersion{Version: v, Targets: slices.Clone(t.s.Versions[v])})
 	}
 	t.emit(SetWeights{Routing: t.s.routing()})
+	for _, v := range retired {
+		t.emit(RetireVersion{Version: v})
+	}
 	if r := t.s.Rollout; r != nil && r.Analysis {
 		t.emit(StartAnalysis{Canary: r.Version, Stable: r.From, Weight: r.Weight})
 	}
@@ -222,6 +230,42 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 		t.emitPending(r)
 	}
 	return t.s, t.acts
+}
+
+// dropUnused removes the versions that neither the spec lists nor anything
+// uses (see Reconcile) and returns their names, sorted.
+func (t *txn) dropUnused() []string {
+	listed := map[string]bool{}
+	for _, v := range t.m.specVersions {
+		listed[v.Name] = true
+	}
+	s := &t.s
+	inUse := func(v string) bool {
+		if listed[v] || v == s.Stable || (v == s.Previous && t.now.Before(s.PreviousUntil)) {
+			return true
+		}
+		r := s.Rollout
+		return r != nil && (v == r.Version || v == r.From)
+	}
+	var drop []string
+	for v := range s.Versions {
+		if !inUse(v) {
+			drop = append(drop, v)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	slices.Sort(drop)
+	t.own()
+	for _, v := range drop {
+		delete(s.Versions, v)
+		delete(s.Health, v)
+		if s.Previous == v {
+			s.Previous, s.PreviousUntil = "", time.Time{}
+		}
+	}
+	return drop
 }
 
 // Step applies one event at time now and returns the next state and the

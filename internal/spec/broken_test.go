@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,7 +31,8 @@ func TestBrokenConfigs(t *testing.T) {
 		{"stable-not-a-version.yaml", 12, "spec.stable", `"purple"`, `must name one of spec.versions: "blue", "green"`},
 		{"duplicate-version.yaml", 9, "spec.versions[1].name", `"blue"`, "must be unique"},
 		{"bad-target.yaml", 10, "spec.versions[0].targets[1]", `"localhost"`, "must be host:port"},
-		{"target-in-two-versions.yaml", 11, "spec.versions[1].targets[0]", `"127.0.0.1:9001"`, `already a target of version "blue"`},
+		{"target-in-two-versions.yaml", 11, "spec.versions[1].targets[0]", `"127.0.0.1:9001"`, `already a target of version "blue" (spec.versions[0].targets[0], line 9)`},
+		{"target-twice-in-version.yaml", 12, "spec.versions[0].targets[2]", `"127.0.0.1:9001"`, `is listed twice in version "blue" (first as spec.versions[0].targets[0], line 10); remove one`},
 		{"bad-rule-to.yaml", 16, "spec.routing.rules[0].to", `"beta"`, `must be "canary" or "stable"`},
 		{"both-strategies.yaml", 13, "spec.strategy", "", "only one of canary or blueGreen"},
 		{"bad-preset.yaml", 15, "spec.strategy.canary.preset", `"canary 10 percent/5m"`, "Canary10Percent5Minutes"},
@@ -162,6 +164,83 @@ spec:
 	}
 	if fe := got["spec.strategy.canary.stepWeight"]; fe != nil && fe.Line != 21 {
 		t.Errorf("stepWeight error on line %d, want 21", fe.Line)
+	}
+}
+
+// TestDecodeAndValidateAtOnce has problems of both kinds: keys and values
+// the decoder refuses, and values Validate refuses. One run reports all.
+func TestDecodeAndValidateAtOnce(t *testing.T) {
+	in := `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata:
+  name: web
+spec:
+  listen: 127.0.0.1:8080
+  colour: blue
+  versions:
+    - name: blue
+      targets: ["127.0.0.1:9001", "127.0.0.1:9001"]
+    - name: Green
+      targets: ["localhost"]
+  stable: purple
+  progressDeadline: 30 seconds
+  healthCheck: {path: health, interval: 1s, timeout: 2s, healthyThreshold: many}
+  strategy:
+    canary:
+      steps:
+        - SetWeight: 10
+        - setWeight: 120
+        - pause: {duration: soon}
+      preset: Canary10Percent
+  analysis:
+    threshold: -1
+    metrics:
+      - name: error-rate
+`
+	wantPaths := map[string]int{
+		// the decoder's
+		"spec.colour": 7, "spec.progressDeadline": 14, "spec.healthCheck.healthyThreshold": 15,
+		"spec.strategy.canary.steps[0].SetWeight": 19, "spec.strategy.canary.steps[2].pause.duration": 21,
+		// Validate's
+		"spec.versions[0].targets[1]": 10, "spec.versions[1].name": 11, "spec.versions[1].targets[0]": 12,
+		"spec.stable": 13, "spec.healthCheck.path": 15, "spec.healthCheck.timeout": 15,
+		"spec.strategy.canary.steps[1].setWeight": 20, "spec.strategy.canary": 17,
+		"spec.strategy.canary.preset": 22, "spec.analysis.threshold": 24,
+		"spec.analysis.metrics[0].name": 26, "spec.analysis.metrics[0].thresholdRange": 26,
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mixed.yaml")
+	if err := os.WriteFile(file, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func() ([]*Service, error){
+		"Parse":     func() ([]*Service, error) { return Parse(file, []byte(in)) },
+		"LoadFiles": func() ([]*Service, error) { return LoadFiles(file) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			svcs, err := load()
+			if svcs != nil {
+				t.Errorf("%s returned services along with an error", name)
+			}
+			got := map[string]*FieldError{}
+			for _, fe := range FieldErrors(err) {
+				if got[fe.Path] != nil {
+					t.Errorf("%s reported %s twice:\n%v\n%v", name, fe.Path, got[fe.Path], fe)
+				}
+				got[fe.Path] = fe
+			}
+			for p, line := range wantPaths {
+				switch fe := got[p]; {
+				case fe == nil:
+					t.Errorf("%s: no error for %s", name, p)
+				case fe.Line != line:
+					t.Errorf("%s: error for %s on line %d, want %d: %v", name, p, fe.Line, line, fe)
+				}
+			}
+			if len(got) != len(wantPaths) {
+				t.Errorf("%s: got %d errors, want %d:\n%v", name, len(got), len(wantPaths), err)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -64,21 +65,47 @@ func PresetNames() []string {
 // space, a whole percentage, a Go duration.
 var customPreset = regexp.MustCompile(`^(canary|linear) ([0-9]{1,2})%/([0-9][0-9a-zµ.]*)$`)
 
+// codeDeployName matches CodeDeploy's naming pattern for canary and linear
+// configurations, "Canary20Percent10Minutes" and
+// "Linear15PercentEvery3Minutes", as CodeDeploy writes custom ones too.
+var codeDeployName = regexp.MustCompile(`^(Canary|Linear)([0-9]{1,2})Percent(Every)?([0-9]{1,4})(Minutes?)$`)
+
+// Prefixes of CodeDeploy configuration names: its predefined ones are
+// CodeDeployDefault.NAME, and seeds write custom ones as Custom.NAME.
+const (
+	codeDeployDefaultPrefix = "CodeDeployDefault."
+	codeDeployCustomPrefix  = "Custom."
+)
+
 // PresetWant describes the valid preset spellings, for error messages.
 const PresetWant = `one of Canary10Percent5Minutes, Canary10Percent10Minutes, Canary10Percent15Minutes, ` +
 	`Canary10Percent30Minutes, Linear10PercentEvery1Minute, Linear10PercentEvery2Minutes, ` +
-	`Linear10PercentEvery3Minutes, Linear10PercentEvery10Minutes, AllAtOnce, ` +
+	`Linear10PercentEvery3Minutes, Linear10PercentEvery10Minutes, AllAtOnce ` +
+	`(each also with the CodeDeployDefault. prefix), ` +
+	`CanaryNPercentMMinutes or LinearNPercentEveryMMinutes (N 1-99, M 1-9999, "1Minute" for one; optionally with a Custom. prefix), ` +
 	`"canary N%/DURATION" or "linear N%/DURATION" (N 1-99, DURATION > 0, e.g. "canary 10%/5m")`
 
 // ParsePreset parses a named preset (Canary10Percent5Minutes,
-// Linear10PercentEvery1Minute, AllAtOnce, ...) or a custom one
-// ("canary N%/DURATION", "linear N%/DURATION" with N in 1-99 and DURATION > 0).
+// Linear10PercentEvery1Minute, AllAtOnce, ..., with or without the
+// CodeDeployDefault. prefix), a name in CodeDeploy's pattern
+// (Canary20Percent10Minutes, Linear15PercentEvery3Minutes, with or without a
+// Custom. prefix) or a custom one ("canary N%/DURATION",
+// "linear N%/DURATION" with N in 1-99 and DURATION > 0).
 // Parsing is strict: case, spacing and units matter.
 func ParsePreset(s string) (Preset, error) {
+	name, isDefault := strings.CutPrefix(s, codeDeployDefaultPrefix)
 	for _, p := range namedPresets() {
-		if p.Name == s {
+		if p.Name == name {
 			return p.Preset, nil
 		}
+	}
+	if isDefault {
+		return Preset{}, fmt.Errorf("preset %q: CodeDeployDefault. names only CodeDeploy's predefined configurations; "+
+			"write a custom one as %q or %q, or use %s", s, name, codeDeployCustomPrefix+name, PresetWant)
+	}
+	name = strings.TrimPrefix(name, codeDeployCustomPrefix)
+	if m := codeDeployName.FindStringSubmatch(name); m != nil {
+		return parseCodeDeployName(s, m)
 	}
 	m := customPreset.FindStringSubmatch(s)
 	if m == nil {
@@ -96,6 +123,30 @@ func ParsePreset(s string) (Preset, error) {
 		return Preset{}, fmt.Errorf("preset %q: duration must be greater than 0", s)
 	}
 	return Preset{Kind: m[1], Percent: n, Interval: d}, nil
+}
+
+// parseCodeDeployName turns a codeDeployName match of s into a preset.
+func parseCodeDeployName(s string, m []string) (Preset, error) {
+	kind, every, unit := strings.ToLower(m[1]), m[3] != "", m[5]
+	n, _ := strconv.Atoi(m[2])
+	mins, _ := strconv.Atoi(m[4])
+	want := "Canary%dPercent%d%s"
+	if kind == PresetLinear {
+		want = "Linear%dPercentEvery%d%s"
+	}
+	plural := "Minutes"
+	if mins == 1 {
+		plural = "Minute"
+	}
+	switch {
+	case n < 1 || n > 99:
+		return Preset{}, fmt.Errorf("preset %q: percentage %d must be 1-99", s, n)
+	case mins < 1:
+		return Preset{}, fmt.Errorf("preset %q: minutes must be at least 1", s)
+	case every != (kind == PresetLinear) || unit != plural:
+		return Preset{}, fmt.Errorf("preset %q: did you mean %q? want %s", s, fmt.Sprintf(want, n, mins, plural), PresetWant)
+	}
+	return Preset{Kind: kind, Percent: n, Interval: time.Duration(mins) * time.Minute}, nil
 }
 
 // Steps expands the preset into explicit steps, not including the final

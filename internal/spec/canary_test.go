@@ -114,6 +114,24 @@ func TestParsePreset(t *testing.T) {
 		{in: "canary 10%/-5m", wantErr: true},
 		{in: "allatonce", wantErr: true},
 		{in: "", wantErr: true},
+		// CodeDeploy's names as seeds write them.
+		{in: "CodeDeployDefault.Canary10Percent5Minutes", want: Preset{PresetCanary, 10, 5 * time.Minute}},
+		{in: "CodeDeployDefault.Linear10PercentEvery10Minutes", want: Preset{PresetLinear, 10, 10 * time.Minute}},
+		{in: "CodeDeployDefault.AllAtOnce", want: Preset{Kind: PresetAllAtOnce}},
+		{in: "Canary20Percent10Minutes", want: Preset{PresetCanary, 20, 10 * time.Minute}},
+		{in: "Custom.Canary20Percent10Minutes", want: Preset{PresetCanary, 20, 10 * time.Minute}},
+		{in: "Linear15PercentEvery3Minutes", want: Preset{PresetLinear, 15, 3 * time.Minute}},
+		{in: "Custom.Linear15PercentEvery3Minutes", want: Preset{PresetLinear, 15, 3 * time.Minute}},
+		{in: "Canary5Percent1Minute", want: Preset{PresetCanary, 5, time.Minute}},
+		{in: "CodeDeployDefault.Canary20Percent10Minutes", wantErr: true}, // not a predefined one
+		{in: "Canary0Percent5Minutes", wantErr: true},
+		{in: "Canary10Percent0Minutes", wantErr: true},
+		{in: "Canary10PercentEvery5Minutes", wantErr: true},
+		{in: "Linear10Percent5Minutes", wantErr: true},
+		{in: "Linear10PercentEvery1Minutes", wantErr: true},
+		{in: "Canary10Percent5Minute", wantErr: true},
+		{in: "Custom.AllAtOnce2", wantErr: true},
+		{in: "custom.Canary20Percent10Minutes", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -121,6 +139,10 @@ func TestParsePreset(t *testing.T) {
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("ParsePreset(%q) = %+v, want an error", tt.in, got)
+				}
+				// Every error that is not about a number lists what is accepted.
+				if msg := err.Error(); !strings.Contains(msg, "must be") && !strings.Contains(msg, "not a duration") && !strings.Contains(msg, "Canary10Percent5Minutes") {
+					t.Errorf("ParsePreset(%q) error %q does not list the accepted forms", tt.in, msg)
 				}
 				return
 			}

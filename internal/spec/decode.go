@@ -25,6 +25,11 @@ import (
 // Data larger than MaxDocumentBytes or nested deeper than MaxNesting is
 // refused before parsing. Decode neither defaults nor validates: see Parse
 // and LoadFiles.
+//
+// A document with such problems is still decoded without the fields that
+// could not be, and returned with the error, so that LoadFiles can validate
+// the rest and show both kinds of problem in one run. Such a service is for
+// reporting only: with a non-nil error, callers must not use the services.
 func Decode(file string, data []byte) ([]*Service, error) {
 	if err := checkBounds(file, data); err != nil {
 		return nil, err
@@ -62,18 +67,21 @@ func Decode(file string, data []byte) ([]*Service, error) {
 			continue
 		}
 		w.walk(body, reflect.TypeFor[Service](), "")
-		if len(w.errs) > 0 {
-			errs = append(errs, w.errs...)
+		svc, err := w.decode(body)
+		errs = append(errs, w.errs...)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		svc := &Service{}
-		if err := yaml.NodeToValue(body, svc, yaml.Strict(), yaml.UseJSONUnmarshaler()); err != nil {
-			errs = append(errs, yamlError(file, w.service, w.positions, err))
+		if svc == nil {
 			continue
 		}
 		svc.File = file
 		svc.Line = start.Line
 		svc.positions = w.positions
+		if len(w.errs) > 0 {
+			svc.dropped = w.dropped
+		}
 		svcs = append(svcs, svc)
 	}
 	return svcs, errors.Join(errs...)
@@ -81,15 +89,14 @@ func Decode(file string, data []byte) ([]*Service, error) {
 
 // Parse decodes, defaults and validates the services in one buffer (a file
 // or an admin API request body), including the checks across services.
+// Like LoadFiles, it validates what did decode when something did not, so
+// every problem is reported at once.
 func Parse(file string, data []byte) ([]*Service, error) {
-	svcs, err := Decode(file, data)
-	if err != nil {
-		return nil, err
-	}
+	svcs, decodeErr := Decode(file, data)
 	for _, s := range svcs {
 		s.Default()
 	}
-	if err := ValidateAll(svcs); err != nil {
+	if err := errors.Join(decodeErr, ValidateAll(svcs)); err != nil {
 		return nil, err
 	}
 	return svcs, nil
@@ -175,6 +182,83 @@ type walker struct {
 	service   string
 	positions map[string]position
 	errs      []error
+	// fields records each mapping entry by its path, so that decode can
+	// leave out one the decoder refuses.
+	fields map[string]fieldNode
+	// dropped holds the paths left out of the document, and their parents.
+	dropped map[string]bool
+}
+
+// fieldNode is one key: value entry and the mapping that holds it.
+type fieldNode struct {
+	parent *ast.MappingNode
+	entry  *ast.MappingValueNode
+}
+
+// maxDecodeRetries bounds how many fields decode leaves out, one per
+// decoder error, before it gives up on a document.
+const maxDecodeRetries = 100
+
+// decode decodes body, which walk has checked and trimmed, into a Service.
+// The decoder stops at its first error (a scalar of the wrong type); decode
+// reports it, leaves that field out and tries again, so every such problem
+// is reported and the rest of the document can still be validated. It
+// returns nil and no error when nothing more can be decoded after a
+// reported problem.
+func (w *walker) decode(body ast.Node) (*Service, error) {
+	for range maxDecodeRetries {
+		svc := &Service{}
+		err := yaml.NodeToValue(body, svc, yaml.Strict(), yaml.UseJSONUnmarshaler())
+		if err == nil {
+			return svc, nil
+		}
+		fe := yamlError(w.file, w.service, w.positions, err)
+		f, ok := w.fields[fieldPath(fe)]
+		if !ok || !w.drop(f, fieldPath(fe)) {
+			if len(w.errs) == 0 {
+				return nil, fe
+			}
+			// The earlier problems are reported; this one may be their
+			// consequence.
+			w.errs = append(w.errs, fe)
+			return nil, nil
+		}
+		w.errs = append(w.errs, fe)
+	}
+	return nil, nil
+}
+
+// fieldPath is the path of a decoder error, or "".
+func fieldPath(err error) string {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return fe.Path
+	}
+	return ""
+}
+
+// drop removes the entry at path from its mapping and records it.
+func (w *walker) drop(f fieldNode, path string) bool {
+	for i, mv := range f.parent.Values {
+		if mv == f.entry {
+			f.parent.Values = append(f.parent.Values[:i:i], f.parent.Values[i+1:]...)
+			w.markDropped(path)
+			return true
+		}
+	}
+	return false
+}
+
+// markDropped records path, and its parent (whose "needs one of" check
+// would otherwise fire), as left out.
+func (w *walker) markDropped(path string) {
+	if w.dropped == nil {
+		w.dropped = map[string]bool{}
+	}
+	w.dropped[path] = true
+	if p := parentPath(path); p != "" {
+		w.dropped[p] = true
+	}
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -184,10 +268,12 @@ func (w *walker) fail(pos position, path, value, want string) {
 		Service: w.service, Path: path, Value: value, Want: want})
 }
 
-func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
+// walk checks n against t and reports whether n can be decoded as a t;
+// the caller leaves out what cannot.
+func (w *walker) walk(n ast.Node, t reflect.Type, path string) bool {
 	n = unwrap(n)
 	if n == nil || n.Type() == ast.NullType || n.Type() == ast.AliasType {
-		return // nothing to check; the decoder resolves aliases
+		return true // nothing to check; the decoder resolves aliases
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -201,27 +287,31 @@ func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
 		s, ok := n.(*ast.StringNode)
 		if !ok {
 			w.fail(pos, path, n.GetToken().Value, `must be a duration with a unit, like "500ms", "30s", "1m" or "2h45m"`)
-			return
+			return false
 		}
 		if s.Value == "" {
-			return
+			return true
 		}
 		switch d, err := time.ParseDuration(s.Value); {
 		case err != nil:
 			w.fail(pos, path, quote(s.Value), `must be a duration like "500ms", "30s", "1m" or "2h45m"`)
+			return false
 		case d == 0 && strings.ContainsAny(s.Value, "123456789"):
 			// It would decode as 0, read as unset, and take the default.
 			w.fail(pos, path, quote(s.Value), "is shorter than a nanosecond; write 0 to leave it unset, or a longer duration")
+			return false
 		}
 	case t.Kind() == reflect.Struct:
 		m, ok := n.(*ast.MappingNode)
 		if !ok {
 			w.fail(pos, path, nodeValue(n), "must be a mapping (key: value)")
-			return
+			return false
 		}
 		fields := jsonFields(t)
+		kept := make([]*ast.MappingValueNode, 0, len(m.Values))
 		for _, mv := range m.Values {
 			if mv.Key.IsMergeKey() {
+				kept = append(kept, mv)
 				continue // "<<: *anchor"; the decoder checks the merged keys
 			}
 			name := keyString(mv.Key)
@@ -230,37 +320,59 @@ func (w *walker) walk(n ast.Node, t reflect.Type, path string) {
 			f, ok := fields[name]
 			if !ok {
 				w.fail(kpos, child, "", "unknown field; "+suggest(name, fields))
+				w.markDropped(child)
+				// The field it was meant to be is missing because of it: that
+				// is not a second problem.
+				if meant, _ := closestField(name, fields); meant != "" {
+					w.markDropped(join(path, meant))
+				}
 				continue
 			}
 			w.positions[child] = kpos
-			w.walk(mv.Value, f.Type, child)
+			if !w.walk(mv.Value, f.Type, child) {
+				w.markDropped(child)
+				continue
+			}
+			if w.fields == nil {
+				w.fields = map[string]fieldNode{}
+			}
+			w.fields[child] = fieldNode{parent: m, entry: mv}
+			kept = append(kept, mv)
 		}
+		m.Values = kept
 	case t.Kind() == reflect.Map:
 		m, ok := n.(*ast.MappingNode)
 		if !ok {
 			w.fail(pos, path, nodeValue(n), "must be a mapping (key: value)")
-			return
+			return false
 		}
+		ok = true
 		for _, mv := range m.Values {
 			child := join(path, keyString(mv.Key))
 			w.positions[child] = tokenPos(mv.Key.GetToken())
-			w.walk(mv.Value, t.Elem(), child)
+			ok = w.walk(mv.Value, t.Elem(), child) && ok
 		}
+		// A map or list with a bad element is left out whole: leaving out
+		// the element would renumber the others' paths.
+		return ok
 	case t.Kind() == reflect.Slice:
 		s, ok := n.(*ast.SequenceNode)
 		if !ok {
 			w.fail(pos, path, nodeValue(n), "must be a list")
-			return
+			return false
 		}
+		ok = true
 		for i, v := range s.Values {
 			child := path + "[" + strconv.Itoa(i) + "]"
 			if v != nil {
 				w.positions[child] = tokenPos(v.GetToken())
 			}
-			w.walk(v, t.Elem(), child)
+			ok = w.walk(v, t.Elem(), child) && ok
 		}
+		return ok
 	}
 	// Scalars are left to the decoder, whose type errors carry a position.
+	return true
 }
 
 // jsonFields maps the JSON names of t's exported fields to the fields.
@@ -285,6 +397,23 @@ func jsonFields(t reflect.Type) map[string]reflect.StructField {
 
 // suggest proposes the known field closest to an unknown key.
 func suggest(name string, fields map[string]reflect.StructField) string {
+	switch best, exact := closestField(name, fields); {
+	case exact:
+		return fmt.Sprintf("did you mean %q? (keys are case-sensitive)", best)
+	case best != "":
+		return fmt.Sprintf("did you mean %q?", best)
+	}
+	known := make([]string, 0, len(fields))
+	for k := range fields {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	return "valid fields here are " + strings.Join(known, ", ")
+}
+
+// closestField finds the field name was probably meant to be: the same but
+// for case (exact), or within an edit distance of 2; "" when none is.
+func closestField(name string, fields map[string]reflect.StructField) (best string, exact bool) {
 	known := make([]string, 0, len(fields))
 	for k := range fields {
 		known = append(known, k)
@@ -292,19 +421,16 @@ func suggest(name string, fields map[string]reflect.StructField) string {
 	sort.Strings(known)
 	for _, k := range known {
 		if strings.EqualFold(k, name) {
-			return fmt.Sprintf("did you mean %q? (keys are case-sensitive)", k)
+			return k, true
 		}
 	}
-	best, bestD := "", 3
+	bestD := 3
 	for _, k := range known {
 		if d := levenshtein(strings.ToLower(name), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
-	if best != "" {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	return "valid fields here are " + strings.Join(known, ", ")
+	return best, false
 }
 
 func levenshtein(a, b string) int {

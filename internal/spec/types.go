@@ -38,6 +38,10 @@ type Service struct {
 	// were written, so Validate can name the line of a bad field. It is
 	// filled by Decode and is empty for services built in code.
 	positions map[string]position
+	// dropped holds the paths Decode left out because they could not be
+	// decoded (and their parents'), so Validate does not report them a
+	// second time as missing. Non-empty only with a decode error.
+	dropped map[string]bool
 }
 
 // Metadata names a service.
@@ -116,11 +120,17 @@ type HealthCheck struct {
 	Interval Duration `json:"interval,omitempty" range:"10ms,1h"`
 	// Timeout bounds one check; less than Interval.
 	Timeout Duration `json:"timeout,omitempty" range:"1ms,1h"`
-	// HealthyThreshold is how many checks in a row must pass before a
-	// target is healthy.
+	// HealthyThreshold is how many checks in a row must pass before an
+	// unhealthy target is healthy again. A target's first probe (a new
+	// target, or every target when serve starts) decides at once, with no
+	// threshold: passed, it is healthy and may take traffic; failed, it is
+	// unhealthy. So a restart does not hold traffic back for
+	// healthyThreshold intervals, and a new version's health gate opens
+	// after one good probe of each target.
 	HealthyThreshold int `json:"healthyThreshold,omitempty" range:"1,100"`
 	// UnhealthyThreshold is how many checks in a row must fail before a
-	// target is unhealthy.
+	// healthy target is unhealthy (after its first probe, which decides at
+	// once).
 	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty" range:"1,100"`
 	// ExpectedStatus lists acceptable status codes (100-599); empty means 200-399.
 	ExpectedStatus []int `json:"expectedStatus,omitempty"`
@@ -190,8 +200,12 @@ type Strategy struct {
 type Canary struct {
 	// Steps are explicit setWeight and pause steps, run in order.
 	Steps []Step `json:"steps,omitempty"`
-	// Preset is Canary10Percent5Minutes, Linear10PercentEvery1Minute,
-	// AllAtOnce, "canary N%/INTERVAL" or "linear N%/INTERVAL".
+	// Preset is a CodeDeploy configuration name: a predefined one
+	// (Canary10Percent5Minutes, Linear10PercentEvery1Minute, AllAtOnce, ...,
+	// with or without the CodeDeployDefault. prefix) or one in the same
+	// pattern (Canary20Percent10Minutes, Linear15PercentEvery3Minutes, with
+	// or without a Custom. prefix); or "canary N%/INTERVAL" or
+	// "linear N%/INTERVAL".
 	Preset string `json:"preset,omitempty"`
 	// StepWeight is the weight added every Interval, up to MaxWeight (Flagger style, 1-99).
 	StepWeight int `json:"stepWeight,omitempty"`

@@ -132,6 +132,9 @@ type validator struct {
 }
 
 func (v *validator) add(path, value, want string) {
+	if v.s.dropped[path] {
+		return // Decode already reported why it is missing
+	}
 	v.errs = append(v.errs, v.s.fieldError(path, value, want))
 }
 
@@ -200,7 +203,9 @@ func (v *validator) versions() {
 		v.add("spec.versions", "", "needs at least one version with a name and targets")
 	}
 	names := map[string]int{}
-	targets := map[string]string{}
+	// targets maps each address to where it was first listed.
+	type listed struct{ version, path string }
+	targets := map[string]listed{}
 	for i, ver := range sp.Versions {
 		p := fmt.Sprintf("spec.versions[%d]", i)
 		switch {
@@ -224,11 +229,19 @@ func (v *validator) versions() {
 				v.add(tp, quote(t), want)
 				continue
 			}
-			if other, dup := targets[t]; dup {
-				v.add(tp, quote(t), "must appear in only one version; it is already a target of "+other)
+			if first, dup := targets[t]; dup {
+				at := first.path
+				if line := v.s.positionOf(first.path).Line; line > 0 {
+					at += ", line " + strconv.Itoa(line)
+				}
+				if first.version == ver.Name {
+					v.add(tp, quote(t), fmt.Sprintf("is listed twice in version %q (first as %s); remove one", ver.Name, at))
+				} else {
+					v.add(tp, quote(t), fmt.Sprintf("must appear in only one version; it is already a target of version %q (%s)", first.version, at))
+				}
 				continue
 			}
-			targets[t] = fmt.Sprintf("version %q", ver.Name)
+			targets[t] = listed{ver.Name, tp}
 		}
 	}
 	switch {

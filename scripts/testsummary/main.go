@@ -1,8 +1,8 @@
 // Command testsummary reads `go test -json` output on stdin and prints what a
 // person needs from a long test run: build errors, the output of failed
 // tests, one line per package, the skipped tests with their reasons, and a
-// closing "tests: N passed, N failed, N skipped" line. It exits 1 when any
-// test, package or build failed.
+// closing "tests: N passed, N cached, N failed, N skipped" line. It exits 1
+// when any test, package or build failed.
 //
 // scripts/test.sh uses it; the raw JSON is kept in a log file beside it.
 package main
@@ -33,8 +33,12 @@ type event struct {
 
 // summary accumulates a run.
 type summary struct {
-	passed, failed, skipped int
-	pkgFailed               int
+	passed, cached, failed, skipped int
+	pkgFailed                       int
+	// pkgPassed counts each package's passed tests until the package
+	// ends: a cached package's tests are replayed from the cache, and only
+	// the package's last output line ("ok ... (cached)") says so.
+	pkgPassed map[string]int
 	// output buffers each running test's lines until it ends; keyed by
 	// package and test name.
 	output map[string][]string
@@ -89,11 +93,23 @@ func (s *summary) handle(e event, w io.Writer) {
 		s.output[key] = append(s.output[key], e.Output)
 	case "pass":
 		if e.Test == "" {
-			fmt.Fprintf(w, "ok      %s\t%s\n", e.Package, secs(e.Elapsed))
+			// A cached result is not a run: its elapsed time is the cache
+			// lookup's, and its tests did not run now.
+			if cachedResult(s.output[key]) {
+				fmt.Fprintf(w, "ok      %s\t(cached)\n", e.Package)
+				s.cached += s.pkgPassed[e.Package]
+			} else {
+				fmt.Fprintf(w, "ok      %s\t%s\n", e.Package, secs(e.Elapsed))
+				s.passed += s.pkgPassed[e.Package]
+			}
+			delete(s.pkgPassed, e.Package)
 			delete(s.output, key)
 			return
 		}
-		s.passed++
+		if s.pkgPassed == nil {
+			s.pkgPassed = map[string]int{}
+		}
+		s.pkgPassed[e.Package]++
 		delete(s.output, key)
 	case "skip":
 		if e.Test == "" {
@@ -107,6 +123,9 @@ func (s *summary) handle(e event, w io.Writer) {
 	case "fail":
 		if e.Test == "" {
 			s.pkgFailed++
+			// A failed package is never cached: its passes ran now.
+			s.passed += s.pkgPassed[e.Package]
+			delete(s.pkgPassed, e.Package)
 			for _, l := range s.output[key] {
 				if !strings.HasPrefix(l, "FAIL\n") && !strings.HasPrefix(l, "FAIL\t") {
 					fmt.Fprint(w, l)
@@ -143,7 +162,23 @@ func (s *summary) finish(w io.Writer) {
 	if s.pkgFailed > 0 {
 		fmt.Fprintf(w, "\n%d package(s) failed\n", s.pkgFailed)
 	}
-	fmt.Fprintf(w, "tests: %d passed, %d failed, %d skipped\n", s.passed, s.failed, s.skipped)
+	// Passes of packages that never ended (a killed run) ran now.
+	for _, n := range s.pkgPassed {
+		s.passed += n
+	}
+	s.pkgPassed = nil
+	fmt.Fprintf(w, "tests: %d passed, %d cached, %d failed, %d skipped\n", s.passed, s.cached, s.failed, s.skipped)
+}
+
+// cachedResult reports whether a package's output ends with go test's
+// "ok <pkg> (cached)" line.
+func cachedResult(lines []string) bool {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return strings.HasPrefix(l, "ok") && strings.HasSuffix(l, "(cached)")
+		}
+	}
+	return false
 }
 
 // skipReason picks the t.Skip message out of a skipped test's output.

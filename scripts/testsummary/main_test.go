@@ -52,7 +52,7 @@ func TestSummary(t *testing.T) {
 		"go: some plain line",
 		"example/a TestNginx: nginx not found",
 		"2 package(s) failed",
-		"tests: 1 passed, 1 failed, 1 skipped\n",
+		"tests: 1 passed, 0 cached, 1 failed, 1 skipped\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q; got:\n%s", want, got)
@@ -73,7 +73,27 @@ func TestSummaryAllPass(t *testing.T) {
 	if err != nil || failed {
 		t.Fatalf("read() = %v, %v; want false, nil", failed, err)
 	}
-	if want := "ok      example/a\t1.25s\ntests: 1 passed, 0 failed, 0 skipped\n"; out.String() != want {
+	if want := "ok      example/a\t1.25s\ntests: 1 passed, 0 cached, 0 failed, 0 skipped\n"; out.String() != want {
+		t.Fatalf("read() wrote %q, want %q", out.String(), want)
+	}
+}
+
+func TestSummaryCached(t *testing.T) {
+	in := `{"Action":"pass","Package":"example/a","Test":"TestOK","Elapsed":0.01}
+{"Action":"output","Package":"example/a","Output":"ok  \texample/a\t(cached)\n"}
+{"Action":"pass","Package":"example/a","Elapsed":0.003}
+{"Action":"pass","Package":"example/b","Test":"TestRan","Elapsed":0.01}
+{"Action":"output","Package":"example/b","Output":"ok  \texample/b\t0.250s\n"}
+{"Action":"pass","Package":"example/b","Elapsed":0.25}
+`
+	var out strings.Builder
+	s := &summary{output: map[string][]string{}}
+	failed, err := s.read(strings.NewReader(in), &out)
+	if err != nil || failed {
+		t.Fatalf("read() = %v, %v; want false, nil", failed, err)
+	}
+	want := "ok      example/a\t(cached)\nok      example/b\t250ms\ntests: 1 passed, 1 cached, 0 failed, 0 skipped\n"
+	if out.String() != want {
 		t.Fatalf("read() wrote %q, want %q", out.String(), want)
 	}
 }
