@@ -190,6 +190,7 @@ func (v *validator) service() {
 	v.routing()
 	v.strategy()
 	v.analysis()
+	v.hooks()
 	v.ranges()
 	v.proxy()
 }
