@@ -138,7 +138,7 @@ func result(ctx context.Context, h *spec.Hook, werr error) error {
 //	SWITCHYARD_HOOK         the lifecycle name (validateService, ...)
 //	SWITCHYARD_PHASE        the service's phase (Progressing, ...)
 //	SWITCHYARD_STRATEGY     canary or blue-green
-//	SWITCHYARD_ATTEMPT      the attempt (a new one after a restart)
+//	SWITCHYARD_ATTEMPT      the attempt (the same when run again after a restart)
 //	SWITCHYARD_WEIGHT       the new version's planned percent of traffic
 //	SWITCHYARD_NEW_VERSION  the version being rolled out
 //	SWITCHYARD_NEW_TARGETS  its targets, comma-separated, as in the spec
