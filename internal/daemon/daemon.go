@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/egress"
 	"github.com/switchyard/switchyard/internal/health"
+	"github.com/switchyard/switchyard/internal/hook"
 	"github.com/switchyard/switchyard/internal/metrics"
 	promsource "github.com/switchyard/switchyard/internal/metrics/prometheus"
 	"github.com/switchyard/switchyard/internal/proxy"
@@ -463,6 +464,7 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 		Router:   router,
 		Targets:  targets,
 		Analyzer: d.analyzer,
+		Executor: hook.New(d.log),
 		Now:      d.opts.Now,
 		Tick:     d.opts.Tick,
 		Publish: func(ev runner.Event) {

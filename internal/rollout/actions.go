@@ -1,6 +1,9 @@
 package rollout
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Action is an output of Machine.Step, executed by the runner in order after
 // the new State has been persisted.
@@ -64,12 +67,44 @@ type Finished struct {
 // RunHook asks the runner to run a hook asynchronously and answer with a
 // HookDone naming the same Rollout, Step and Attempt. Deadline is when the
 // machine gives up on it (the runner should stop it by then).
+//
+// It carries what the hook is told about the rollout (its environment), as
+// the state knew it when the hook started, so an executor needs nothing
+// but the action and the service's spec.
 type RunHook struct {
 	Rollout  uint64    `json:"rollout"`
 	Step     int       `json:"step"`
 	Attempt  int       `json:"attempt"`
 	Name     string    `json:"name"`
 	Deadline time.Time `json:"deadline,omitempty"`
+
+	Service  string       `json:"service,omitempty"`
+	Strategy StrategyKind `json:"strategy,omitempty"`
+	Phase    Phase        `json:"phase,omitempty"`
+	// Version and Targets are the new version's; From and FromTargets the
+	// version it replaces (the stable one when the rollout started).
+	Version     string   `json:"version,omitempty"`
+	Targets     []string `json:"targets,omitempty"`
+	From        string   `json:"from,omitempty"`
+	FromTargets []string `json:"fromTargets,omitempty"`
+	// Weight is the percent of traffic planned for Version when the hook
+	// started (100 once switched).
+	Weight int `json:"weight"`
+}
+
+// runHook builds the RunHook of r's pending hook p.
+func (t *txn) runHook(r *Run, p *Pending) RunHook {
+	w := r.Weight
+	if r.Switched {
+		w = 100
+	}
+	return RunHook{
+		Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline,
+		Service: t.s.Service, Strategy: r.Strategy, Phase: t.s.Phase,
+		Version: r.Version, Targets: slices.Clone(t.s.Versions[r.Version]),
+		From: r.From, FromTargets: slices.Clone(t.s.Versions[r.From]),
+		Weight: w,
+	}
 }
 
 // OpenGate asks the runner to wait, asynchronously, for the named gate (a

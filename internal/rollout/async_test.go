@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ func TestHookStep(t *testing.T) {
 		run := only[RunHook](w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1}))[0]
 		restored, acts := w.m.Reconcile(w.s, w.now)
 		again := only[RunHook](acts)
-		if len(again) != 1 || again[0] != run {
+		if len(again) != 1 || !reflect.DeepEqual(again[0], run) {
 			t.Fatalf("Reconcile's RunHook = %+v, want the same action %+v again", again, run)
 		}
 		w.s = restored

@@ -412,7 +412,7 @@ func (t *txn) emitPending(r *Run) {
 	p := r.Pending
 	switch p.Kind {
 	case StepHook:
-		t.emit(RunHook{Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline})
+		t.emit(t.runHook(r, p))
 	case StepGate:
 		t.emit(OpenGate{Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline})
 	}

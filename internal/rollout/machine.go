@@ -100,9 +100,9 @@ func New(svc *spec.Service) (*Machine, error) {
 		// last step).
 		canary = append(canary, Step{Kind: StepBake, Duration: c.BakeDuration.Duration})
 	}
-	m.canary = canary
+	m.canary = withHooks(canary, sp.Hooks)
 	bg := sp.Strategy.BlueGreen
-	m.blueGreen = compileBlueGreen(bg)
+	m.blueGreen = withHooks(compileBlueGreen(bg), sp.Hooks)
 	if bg != nil && bg.ScaleDownDelay.Duration > 0 {
 		m.scaleDownDelay = bg.ScaleDownDelay.Duration
 	}
@@ -163,6 +163,49 @@ func compileBlueGreen(bg *spec.BlueGreen) []Step {
 		out = append(out, Step{Kind: StepBake, Duration: d})
 	}
 	return out
+}
+
+// withHooks places the set lifecycle hooks into compiled steps, in
+// CodeDeploy's order:
+//
+//   - beforeInstall, afterInstall, applicationStart, validateService right
+//     after the health gate: the new version runs (its targets answer their
+//     health checks) but takes no traffic yet;
+//   - beforeAllowTraffic right before the first step that sends the new
+//     version traffic (a canary's first setWeight above 0, otherwise the
+//     switch), after a blue-green's preview and approval gate;
+//   - afterAllowTraffic right after the switch, before a bake;
+//   - afterPromotion last, so the rollout is promoted only once it passed:
+//     its failure rolls back while the previous version is still kept,
+//     which makes it the one place a cleanup can still be undone.
+func withHooks(steps []Step, h *spec.Hooks) []Step {
+	if h == nil {
+		return steps
+	}
+	hook := func(name string) []Step {
+		if k := h.Hook(name); k != nil {
+			return []Step{{Kind: StepHook, Name: name, Timeout: k.Timeout.Duration}}
+		}
+		return nil
+	}
+	var out []Step
+	allowed := false // beforeAllowTraffic placed
+	for _, st := range steps {
+		if !allowed && (st.Kind == StepSwitch || st.Kind == StepSetWeight && st.Weight > 0) {
+			out = append(out, hook(spec.HookBeforeAllowTraffic)...)
+			allowed = true
+		}
+		out = append(out, st)
+		switch st.Kind {
+		case StepHealthGate:
+			for _, name := range []string{spec.HookBeforeInstall, spec.HookAfterInstall, spec.HookApplicationStart, spec.HookValidateService} {
+				out = append(out, hook(name)...)
+			}
+		case StepSwitch:
+			out = append(out, hook(spec.HookAfterAllowTraffic)...)
+		}
+	}
+	return append(out, hook(spec.HookAfterPromotion)...)
 }
 
 // Steps returns the compiled steps of a strategy, as a new rollout of that

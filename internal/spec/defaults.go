@@ -124,6 +124,7 @@ func (s *Service) Default() {
 			}
 		}
 	}
+	defaultHooks(sp.Hooks)
 	if sp.TrafficRouter == (TrafficRouter{}) {
 		sp.TrafficRouter.Proxy = &ProxyRouter{}
 	}

@@ -215,6 +215,7 @@ func defaultValues() map[string]string {
 				Strategy: Strategy{Canary: &Canary{StepWeight: 1}},
 				Analysis: &Analysis{},
 				Routing:  Routing{StickySessions: &StickySessions{}},
+				Hooks:    &Hooks{BeforeInstall: &Hook{}},
 			}}
 		},
 		func() *Service { return &Service{} }, // no strategy: blue-green

@@ -73,6 +73,8 @@ type ServiceSpec struct {
 	Strategy Strategy `json:"strategy,omitempty"`
 	// Analysis is the metric analysis that runs during a rollout.
 	Analysis *Analysis `json:"analysis,omitempty"`
+	// Hooks are the lifecycle commands a rollout runs (see docs/hooks.md).
+	Hooks *Hooks `json:"hooks,omitempty"`
 	// ProgressDeadline is how long a rollout may wait for its new version to
 	// become healthy before it is rolled back; greater than 0.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" range:"1s,720h"`

@@ -193,6 +193,7 @@ func (v *validator) service() {
 	v.routing()
 	v.strategy()
 	v.analysis()
+	v.hooks()
 	v.ranges()
 	v.proxy()
 }
@@ -491,8 +492,9 @@ func (v *validator) builtinMetric(mp string, m Metric) {
 	switch m.Name {
 	case MetricRequestSuccessRate, MetricRequestDuration:
 	default:
+		// Go on: the rest of the check may be wrong too, and one run
+		// should say so.
 		v.add(mp+".name", quote(m.Name), fmt.Sprintf("must be %q or %q, or the metric needs a prometheus query", MetricRequestSuccessRate, MetricRequestDuration))
-		return
 	}
 	if m.Prometheus != nil {
 		v.add(mp+".prometheus", "", fmt.Sprintf("is set, but provider is %q; leave provider out", ProviderBuiltin))
