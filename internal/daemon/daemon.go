@@ -237,12 +237,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	url := adminLn.URL
-	d.adminURL.Store(&url)
+	// The endpoint file first: whoever sees AdminURL may look for it.
 	if err := admin.WriteEndpoint(d.opts.StateDir, url); err != nil {
 		adminLn.Close()
 		d.shutdownProxy()
 		return fmt.Errorf("admin API: %w", err)
 	}
+	d.adminURL.Store(&url)
 	srv := &http.Server{
 		Handler: admin.NewServer(d, admin.ServerOptions{
 			Token: d.token, Logger: d.log, Gatherer: d.reg, Ready: d.readyErr,
