@@ -1,12 +1,13 @@
 // Package rollout is Switchyard's rollout engine: a pure state machine. It
 // does no I/O, starts no goroutines, reads no clock and logs nothing. Time
-// arrives as an argument; the caller (the runner in internal/daemon, or the
+// arrives as an argument; the caller (internal/runner, or the
 // Kubernetes controller) persists the returned State before executing the
 // returned Actions, and feeds their results back as Events.
 //
 // Every strategy compiles, when a rollout starts, to a list of steps frozen
-// in Run.Steps: a canary to [HealthGate, SetWeight/Pause..., Switch], a
-// blue-green to [HealthGate, Pause preview?, Gate?, Switch, Bake?]. A step
+// in Run.Steps: a canary to [HealthGate, SetWeight/Pause..., Switch, Bake?],
+// a blue-green to [HealthGate, Pause preview?, Gate?, Switch, Bake?], with
+// the spec's lifecycle hooks as Hook steps in CodeDeploy's order. A step
 // completes when its condition holds: every target of the new version
 // healthy; a pause's time (or a Promote); a Promote for a gate; the bake's
 // time. With analysis, a canary does not pass a Pause or Switch unless every
