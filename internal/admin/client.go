@@ -185,6 +185,13 @@ func (c *Client) Rollback(ctx context.Context, name string) (ServiceStatus, erro
 	return c.command(ctx, name, "rollback", nil)
 }
 
+// RemoveVersion forgets a version added by a deploy that nothing uses.
+func (c *Client) RemoveVersion(ctx context.Context, name, version string) (ServiceStatus, error) {
+	var out ServiceStatus
+	err := c.do(ctx, http.MethodDelete, servicePath(name, "versions/"+url.PathEscape(version)), nil, "", &out)
+	return out, err
+}
+
 // History returns the service's timeline, oldest first; limit > 0 keeps
 // the newest limit entries.
 func (c *Client) History(ctx context.Context, name string, limit int) ([]rollout.HistoryEntry, error) {

@@ -122,6 +122,9 @@ func NewServer(ctrl Controller, opts ServerOptions) *Server {
 	api.HandleFunc("POST /api/v1/services/{name}/abort", s.abort)
 	api.HandleFunc("POST /api/v1/services/{name}/retry", s.simple(func(by string) rollout.Event { return rollout.Retry{By: by} }))
 	api.HandleFunc("POST /api/v1/services/{name}/rollback", s.simple(func(by string) rollout.Event { return rollout.Rollback{By: by} }))
+	api.HandleFunc("DELETE /api/v1/services/{name}/versions/{version}", func(w http.ResponseWriter, r *http.Request) {
+		s.command(w, r, rollout.RemoveVersion{Version: r.PathValue("version"), By: by(r)})
+	})
 	api.HandleFunc("GET /api/v1/services/{name}/history", s.history)
 	api.HandleFunc("POST /api/v1/apply", s.apply)
 	api.HandleFunc("GET /api/v1/events", s.events)

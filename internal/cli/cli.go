@@ -169,6 +169,7 @@ back automatically. Start with "switchyard demo".`,
 		e.simpleCommand("retry", "Restart the last aborted or rolled-back rollout"),
 		e.simpleCommand("rollback", "Go back to the previous version after a finished rollout"),
 		e.historyCommand(),
+		e.removeVersionCommand(),
 		e.versionCommand(),
 		e.demoCommand(),
 	)

@@ -205,6 +205,23 @@ func (e *env) command(ctx context.Context, service, verb string, call func(conte
 	})
 }
 
+func (e *env) removeVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove-version SERVICE VERSION",
+		Short: "Forget a version added by deploy --targets that nothing uses (its targets drain)",
+		Long: `remove-version forgets a version that a deploy added with --targets: its targets
+drain and are no longer probed. The stable version, the versions of a running
+rollout, the previous version while it is kept for rollback and the versions the
+service file lists are refused (edit the file and apply for those).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.command(cmd.Context(), args[0], "remove-version", func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
+				return c.RemoveVersion(ctx, args[0], args[1])
+			})
+		},
+	}
+}
+
 func (e *env) historyCommand() *cobra.Command {
 	var (
 		limit    int

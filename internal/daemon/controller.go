@@ -92,7 +92,8 @@ func classify(name string, err error) error {
 		errors.Is(err, rollout.ErrNothingToRetry),
 		errors.Is(err, rollout.ErrNothingToRevert),
 		errors.Is(err, rollout.ErrAlreadyStable),
-		errors.Is(err, rollout.ErrCannotPromote):
+		errors.Is(err, rollout.ErrCannotPromote),
+		errors.Is(err, rollout.ErrVersionInUse):
 		return fmt.Errorf("service %q: %w: %w", name, admin.ErrConflict, err)
 	}
 	return fmt.Errorf("service %q: %w", name, err)

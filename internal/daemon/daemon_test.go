@@ -459,3 +459,34 @@ func TestBreakerRollsBackCrashingCanary(t *testing.T) {
 		t.Fatalf("last rollout %+v, want rolled back by the breaker", st.LastRollout)
 	}
 }
+
+// TestRemoveVersion: a version added with deploy --targets can be removed
+// once nothing uses it, and stops being probed; the stable one is refused
+// as a conflict.
+func TestRemoveVersion(t *testing.T) {
+	blue, green, purple := startApp(t, "blue"), startApp(t, "green"), startApp(t, "purple")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	_, c, _ := startDaemon(t, doc)
+	ctx := context.Background()
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "purple", Targets: []string{purple.addr()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemoveVersion(ctx, "web", "purple"); !errors.Is(err, admin.ErrConflict) || !strings.Contains(err.Error(), "abort it first") {
+		t.Fatalf("remove the canary of a running rollout: %v, want a conflict saying to abort", err)
+	}
+	if _, err := c.Abort(ctx, "web", ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.RemoveVersion(ctx, "web", "purple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range st.Targets {
+		if tg.Version == "purple" {
+			t.Fatalf("after remove-version: status still lists %+v", tg)
+		}
+	}
+	if _, err := c.RemoveVersion(ctx, "web", "blue"); !errors.Is(err, admin.ErrConflict) {
+		t.Fatalf("remove the stable version: %v, want a conflict", err)
+	}
+}

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -38,6 +39,10 @@ func (t *txn) apply(e Event) error {
 		return t.rollback(e.By)
 	case *Rollback:
 		return t.rollback(e.By)
+	case RemoveVersion:
+		return t.removeVersion(e)
+	case *RemoveVersion:
+		return t.removeVersion(*e)
 	case Tick, *Tick:
 		// A router that failed is asked again on every tick.
 		if t.s.RouterError != "" {
@@ -252,6 +257,37 @@ func (t *txn) rollback(who string) error {
 	t.ended = id
 	t.recordRun(id, 0, "rollback", who, reason, true)
 	t.emit(Finished{Rollout: id, Version: left, Result: ResultRolledBack, Reason: reason})
+	return nil
+}
+
+// ErrVersionInUse is returned by RemoveVersion for a version that is
+// stable, in a rollout, kept for rollback or listed in the spec.
+var ErrVersionInUse = errors.New("version is in use")
+
+func (t *txn) removeVersion(e RemoveVersion) error {
+	s := &t.s
+	v := e.Version
+	if _, ok := s.Versions[v]; !ok {
+		return fmt.Errorf("remove version %q: %w", v, ErrUnknownVersion)
+	}
+	for _, sv := range t.m.specVersions {
+		if sv.Name == v {
+			return fmt.Errorf("remove version %q: %w: it is listed in spec.versions; remove it from the service file and apply", v, ErrVersionInUse)
+		}
+	}
+	switch r := s.Rollout; {
+	case v == s.Stable:
+		return fmt.Errorf("remove version %q: %w: it is the stable version; deploy another version first", v, ErrVersionInUse)
+	case r != nil && (v == r.Version || v == r.From):
+		return fmt.Errorf("remove version %q: %w: rollout #%d of %s from %s uses it; abort it first", v, ErrVersionInUse, r.ID, r.Version, r.From)
+	case v == s.Previous && t.now.Before(s.PreviousUntil):
+		return fmt.Errorf("remove version %q: %w: it is kept for rollback until %s; it is retired then", v, ErrVersionInUse, s.PreviousUntil.Format(time.RFC3339))
+	}
+	t.own()
+	delete(s.Versions, v)
+	delete(s.Health, v)
+	t.retires = append(t.retires, RetireVersion{Version: v})
+	t.record("removed", e.By, fmt.Sprintf("version %s removed by %s", v, by(e.By)), true)
 	return nil
 }
 

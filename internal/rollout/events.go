@@ -51,6 +51,15 @@ type Rollback struct {
 	By string `json:"by,omitempty"`
 }
 
+// RemoveVersion forgets a version added by a deploy (--targets) that
+// nothing uses: its targets drain and stop being probed. The stable
+// version, the versions of a running rollout, the previous version while it
+// is kept and a version the spec lists are refused.
+type RemoveVersion struct {
+	Version string `json:"version"`
+	By      string `json:"by,omitempty"`
+}
+
 // Tick lets time-driven transitions happen (pause ends, deadlines, bake
 // windows, scale-down). The runner sends one at least every second.
 type Tick struct{}
@@ -118,6 +127,7 @@ func (Abort) eventName() string         { return "abort" }
 func (Retry) eventName() string         { return "retry" }
 func (Rollback) eventName() string      { return "rollback" }
 func (Tick) eventName() string          { return "tick" }
+func (RemoveVersion) eventName() string { return "remove-version" }
 func (HealthChanged) eventName() string { return "health" }
 func (Verdict) eventName() string       { return "verdict" }
 func (RouterApplied) eventName() string { return "router-applied" }

@@ -169,3 +169,29 @@ func TestCanaryBake(t *testing.T) {
 		t.Fatalf("after failed checks in the bake: last %+v, stable %s, weights %v; want switched back to blue", w.s.Last, w.s.Stable, w.s.Weights)
 	}
 }
+
+// TestRemoveVersion: a version added by a deploy can be removed once
+// nothing uses it; the stable one, one in a rollout and one the spec lists
+// are refused, saying why.
+func TestRemoveVersion(t *testing.T) {
+	w := newAsyncWorld(t)
+	w.step(Abort{By: "test"})
+	w.step(Deploy{Version: "purple", Targets: []string{"p:1"}, By: "test"})
+	for _, tc := range []struct{ version, want string }{
+		{"blue", "listed in spec.versions"},
+		{"purple", "rollout #2 of purple"},
+		{"nope", "unknown version"},
+	} {
+		if _, _, err := w.m.Step(w.s, RemoveVersion{Version: tc.version, By: "alice"}, w.now); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("RemoveVersion(%s) = %v, want an error saying %q", tc.version, err, tc.want)
+		}
+	}
+	w.step(Abort{By: "test"})
+	acts := w.step(RemoveVersion{Version: "purple", By: "alice"})
+	if _, ok := w.s.Versions["purple"]; ok {
+		t.Fatal("purple is still a version after RemoveVersion")
+	}
+	if r := only[RetireVersion](acts); len(r) != 1 || r[0].Version != "purple" {
+		t.Fatalf("RetireVersion actions %+v, want purple retired", r)
+	}
+}
