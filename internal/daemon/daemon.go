@@ -175,10 +175,7 @@ func New(opts Options) (*Daemon, error) {
 		token:   token,
 		builtin: builtin.New(px),
 		analyzer: runner.NewChecks(metrics.Sources{
-			spec.ProviderBuiltin: metrics.WindowFunc(func(service, version string, d time.Duration) metrics.Sample {
-				w := px.CompletedWindow(service, version, d)
-				return metrics.Sample{Requests: w.Requests, Errors: w.Errors, Latency: w.Latency}
-			}),
+			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
 		}, promsource.New(egress.Policy{Allow: opts.EgressAllow}.Client(30*time.Second))),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},

@@ -35,6 +35,14 @@ func (s Sample) Quantile(q float64) time.Duration {
 	return time.Duration(v * float64(time.Second))
 }
 
+// ErrorRate returns Errors/Requests, or 0 without requests.
+func (s Sample) ErrorRate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}
+
 // Source measures a version's traffic over the window of length d ending now.
 type Source interface {
 	Window(ctx context.Context, service, version string, d time.Duration) (Sample, error)

@@ -6,13 +6,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	sources "github.com/switchyard/switchyard/internal/metrics"
+
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // Sample is one version's traffic over a window: exact request and error
-// counts and a latency sketch.
+// counts and a latency sketch — the built-in metric source's sample.
 //
 // Requests are the requests the version served (any status a target
 // answered with, or the 502/504 of a target's failure, or a client that left
@@ -25,31 +27,7 @@ import (
 // across windows, versions and processes using the same mapping. It is never
 // nil; it is empty when Requests is zero. Durations below 10µs count as 10µs and
 // above one hour as one hour.
-type Sample struct {
-	Requests int64
-	Errors   int64
-	Latency  *ddsketch.DDSketch
-}
-
-// Quantile returns the latency at quantile q (0..1), or 0 for an empty sample.
-func (s Sample) Quantile(q float64) time.Duration {
-	if s.Latency == nil || s.Latency.IsEmpty() {
-		return 0
-	}
-	v, err := s.Latency.GetValueAtQuantile(q)
-	if err != nil {
-		return 0
-	}
-	return time.Duration(v * float64(time.Second))
-}
-
-// ErrorRate returns Errors/Requests, or 0 without requests.
-func (s Sample) ErrorRate() float64 {
-	if s.Requests == 0 {
-		return 0
-	}
-	return float64(s.Errors) / float64(s.Requests)
-}
+type Sample = sources.Sample
 
 const (
 	windowSlots = 120 // seconds of history kept per version
