@@ -21,6 +21,9 @@ type Sample struct {
 	Requests int64
 	Errors   int64
 	Latency  *ddsketch.DDSketch
+	// Since is when the measured window began, when the source knows (it
+	// may begin before "now minus d": windows are whole seconds).
+	Since time.Time
 }
 
 // Quantile returns the latency at quantile q (0..1), or 0 for an empty sample.

@@ -134,6 +134,7 @@ func (s *stats) sample(nowSec int64, d time.Duration) Sample {
 	}
 	d = min(d, windowMaxDuration)
 	n := int64((d + time.Second - 1) / time.Second)
+	out.Since = time.Unix(nowSec-n+1, 0)
 	for sec := nowSec - n + 1; sec <= nowSec; sec++ {
 		w := &s.slots[uint64(sec)%windowSlots]
 		if w.sec.Load() != sec {

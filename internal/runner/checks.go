@@ -61,9 +61,7 @@ func (c *Checks) Start(ctx context.Context, svc *spec.Service, a rollout.StartAn
 					return
 				case <-t.C:
 				}
-				v := c.measure(ctx, name, a, m, interval)
-				v.Window = interval
-				send(v)
+				send(c.measure(ctx, name, a, m, interval))
 			}
 		})
 	}
@@ -125,7 +123,15 @@ func (c *Checks) measure(ctx context.Context, service string, a rollout.StartAna
 	if s.Requests > 0 {
 		x.Latency = float64(s.Quantile(m.Quantile)) / float64(time.Millisecond)
 	}
-	return analysis.Evaluate(m, x)
+	v := analysis.Evaluate(m, x)
+	// The window the data really covers decides which weight the verdict
+	// counts for: whole seconds may reach back before "now minus d", into
+	// the previous weight (a version's traffic as the stable one, even).
+	v.Window = d
+	if !s.Since.IsZero() {
+		v.Window = max(d, time.Since(s.Since))
+	}
+	return v
 }
 
 // measureQuery runs a prometheus check: its template expanded for this
@@ -151,6 +157,7 @@ func (c *Checks) measureQuery(ctx context.Context, service string, a rollout.Sta
 		return fail(rollout.VerdictError, "%v", err)
 	}
 	v := analysis.Judge(m, val.Number)
+	v.Window = d
 	if len(val.Warnings) > 0 {
 		v.Reason += "; prometheus warnings: " + strings.Join(val.Warnings, "; ")
 	}
