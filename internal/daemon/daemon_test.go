@@ -490,3 +490,32 @@ func TestRemoveVersion(t *testing.T) {
 		t.Fatalf("remove the stable version: %v, want a conflict", err)
 	}
 }
+
+// TestHealthyVersionPromotedEveryTime: a version failing 0.1% of its
+// requests, as stable does, is promoted in 20 rollouts of 20: no false
+// rollback from a single error in a thin window.
+func TestHealthyVersionPromotedEveryTime(t *testing.T) {
+	testenv.Integration(t)
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	blue.failEvery.Store(1000)
+	green.failEvery.Store(1000)
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr()).Replace(analysedService)
+	_, c, listen := startDaemon(t, doc)
+	stop := make(chan struct{})
+	defer close(stop)
+	load(t, listen, stop)
+	ctx := context.Background()
+	next := "green"
+	for run := 1; run <= 20; run++ {
+		if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: next}); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		st := waitFor(t, c, "the rollout's end", func(st admin.ServiceStatus) bool {
+			return st.LastRollout != nil && st.LastRollout.Version == next && st.Rollout == nil
+		})
+		if st.LastRollout.Result != rollout.ResultPromoted {
+			t.Fatalf("run %d: %s at 0.1%% errors was %s: %s", run, next, st.LastRollout.Result, st.LastRollout.Reason)
+		}
+		next = map[string]string{"green": "blue", "blue": "green"}[next]
+	}
+}
