@@ -337,8 +337,14 @@ func (t *txn) verdict(e Verdict) {
 	r.FailedChecks++
 	t.emit(Notify{Kind: "analysis-failed", Message: fmt.Sprintf("%s (failed checks %d/%d)", msg, r.FailedChecks, r.Threshold)})
 	if r.FailedChecks >= r.Threshold {
-		t.end(ResultRolledBack, fmt.Sprintf("analysis: %s was %s%s; %d failed checks reached threshold %d",
-			e.Metric, formatFloat(e.Value), t.m.boundsText(e.Metric), r.FailedChecks, r.Threshold), "")
+		// One sentence with the numbers behind the decision, for history
+		// and `deploy --wait`: where, what was measured, against what.
+		what := e.Reason
+		if what == "" {
+			what = fmt.Sprintf("%s was %s%s", e.Metric, formatFloat(e.Value), t.m.boundsText(e.Metric))
+		}
+		t.end(ResultRolledBack, fmt.Sprintf("analysis at step %d/%d (%s %d%%): %s; failed check %d of %d",
+			r.StepIndex+1, len(r.Steps), r.Version, t.planned()[r.Version], what, r.FailedChecks, r.Threshold), "")
 	}
 }
 
