@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/internal/hook"
 	"github.com/switchyard/switchyard/internal/metrics"
 	promsource "github.com/switchyard/switchyard/internal/metrics/prometheus"
+	"github.com/switchyard/switchyard/internal/notify"
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/router/builtin"
@@ -78,6 +79,8 @@ type Daemon struct {
 	proxy *proxy.Proxy
 	// checker health-checks every target of every service, whatever its router.
 	checker *health.Checker
+	// notifier sends the history's events to the services' channels.
+	notifier *notify.Notifier
 	// routers by spec.trafficRouter kind; analyzer reads every metric source.
 	builtin  *builtin.Router
 	analyzer runner.Analyzer
@@ -165,15 +168,16 @@ func New(opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	d := &Daemon{
-		opts:    opts,
-		log:     opts.Logger,
-		store:   st,
-		proxy:   px,
-		checker: hc,
-		reg:     reg,
-		hub:     newHub(),
-		token:   token,
-		builtin: builtin.New(px),
+		opts:     opts,
+		log:      opts.Logger,
+		store:    st,
+		proxy:    px,
+		checker:  hc,
+		notifier: notify.New(opts.Logger, st, egress.Policy{Allow: opts.EgressAllow}.Client(15*time.Second)),
+		reg:      reg,
+		hub:      newHub(),
+		token:    token,
+		builtin:  builtin.New(px),
 		analyzer: runner.NewChecks(metrics.Sources{
 			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
 		}, promsource.New(egress.Policy{Allow: opts.EgressAllow}.Client(30*time.Second))),
@@ -257,6 +261,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.runCtx = runCtx
 	d.mu.Unlock()
+	// The notifier reads the history the runners write; it stops after
+	// them, and what it had not sent yet goes out after the next start.
+	notifyCtx, stopNotifier := context.WithCancel(context.WithoutCancel(ctx))
+	var notifier sync.WaitGroup
+	notifier.Go(func() { d.notifier.Run(notifyCtx) })
+	defer func() {
+		stopNotifier()
+		notifier.Wait()
+	}()
 	if err := d.applyAll(ctx, svcs); err != nil {
 		cancelRunners()
 		d.runners.Wait()
@@ -449,6 +462,7 @@ func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
 	for _, s := range svcs {
 		d.specs[s.Metadata.Name] = s
 	}
+	d.notifier.Configure(svcs)
 	return errors.Join(errs...)
 }
 
@@ -466,6 +480,7 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 		Now:      d.opts.Now,
 		Tick:     d.opts.Tick,
 		Publish: func(ev runner.Event) {
+			d.notifier.Wake() // the event is in the history already
 			d.hub.publish(admin.StreamEvent{
 				Time: d.opts.Now(), Service: ev.Service, Kind: ev.Kind, Message: ev.Message,
 				Rollout: ev.Rollout, Phase: ev.Phase, Weights: ev.Weights, Result: ev.Result,

@@ -80,6 +80,8 @@ type ServiceSpec struct {
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" range:"1s,720h"`
 	// Proxy tunes the built-in proxy for this service.
 	Proxy ProxyOptions `json:"proxy,omitempty"`
+	// Notifications are where the rollout's events are sent.
+	Notifications []Notification `json:"notifications,omitempty"`
 	// TrafficRouter selects what moves this service's traffic: exactly one
 	// of its fields (default: the built-in proxy).
 	TrafficRouter TrafficRouter `json:"trafficRouter,omitempty"`

@@ -195,6 +195,7 @@ func (v *validator) service() {
 	v.analysis()
 	v.hooks()
 	v.ranges()
+	v.notifications()
 	v.proxy()
 }
 
