@@ -218,3 +218,32 @@ func redactURL(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// MaxWebhookBackoff caps the wait between two tries of a webhook call.
+const MaxWebhookBackoff = 30 * time.Second
+
+// WebhookBackoff is the wait before try n+1 of a webhook call (n from 1):
+// 1s, 2s, 4s, ... up to MaxWebhookBackoff.
+func WebhookBackoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	if n > 6 {
+		return MaxWebhookBackoff
+	}
+	return min(time.Second<<(n-1), MaxWebhookBackoff)
+}
+
+// Budget is the longest a call of w may take with every retry: each try's
+// timeout plus the backoffs between them.
+func (w *Webhook) Budget() time.Duration {
+	retries := 0
+	if w.Retries != nil {
+		retries = *w.Retries
+	}
+	d := time.Duration(retries+1) * w.Timeout.Duration
+	for n := 1; n <= retries; n++ {
+		d += WebhookBackoff(n)
+	}
+	return d
+}
