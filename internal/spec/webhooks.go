@@ -219,6 +219,10 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
+// MaxWebhookCall bounds one webhook call whatever its timeout says (the
+// upper end of spec.webhooks[].timeout).
+const MaxWebhookCall = 5 * time.Minute
+
 // MaxWebhookBackoff caps the wait between two tries of a webhook call.
 const MaxWebhookBackoff = 30 * time.Second
 
