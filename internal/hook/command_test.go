@@ -191,7 +191,7 @@ func TestMissingHookAndGate(t *testing.T) {
 		t.Errorf("Err = %q, want the missing hook named", done.Err)
 	}
 	ev := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Execute(t.Context(), svc, rollout.OpenGate{Rollout: 1, Name: "confirm-promotion"})
-	if g, ok := ev.(rollout.GateAnswered); !ok || g.Open || !strings.Contains(g.Message, "not supported yet") {
-		t.Errorf("OpenGate answered %+v, want closed, not supported yet", ev)
+	if g, ok := ev.(rollout.GateAnswered); !ok || g.Open || !strings.Contains(g.Message, "names no webhook") {
+		t.Errorf("OpenGate answered %+v, want closed, naming no webhook", ev)
 	}
 }
