@@ -84,6 +84,8 @@ type Daemon struct {
 	// routers by spec.trafficRouter kind; analyzer reads every metric source.
 	builtin  *builtin.Router
 	analyzer runner.Analyzer
+	// webhooks calls spec.webhooks through the egress policy.
+	webhooks *hook.Webhooks
 	reg      *prometheus.Registry
 	hub      *hub
 	token    string
@@ -167,7 +169,9 @@ func New(opts Options) (*Daemon, error) {
 		st.Close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	webhooks := hook.NewWebhooks(egress.Policy{Allow: opts.EgressAllow}.Client(spec.MaxWebhookCall), opts.Logger)
 	d := &Daemon{
+		webhooks: webhooks,
 		opts:     opts,
 		log:      opts.Logger,
 		store:    st,
@@ -180,7 +184,7 @@ func New(opts Options) (*Daemon, error) {
 		builtin:  builtin.New(px),
 		analyzer: runner.NewChecks(metrics.Sources{
 			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
-		}, promsource.New(egress.Policy{Allow: opts.EgressAllow}.Client(30*time.Second))),
+		}, promsource.New(egress.Policy{Allow: opts.EgressAllow}.Client(30*time.Second)), webhooks),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -224,6 +228,8 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // let in-flight requests finish, persist, close the store.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.store.Close()
+	// Fired webhooks (post-rollout, event) end within their budget.
+	defer d.webhooks.Close()
 	svcs, err := loadServices(d.opts)
 	if err != nil {
 		return err
@@ -476,7 +482,7 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 		Router:   router,
 		Targets:  targets,
 		Analyzer: d.analyzer,
-		Executor: hook.New(d.log),
+		Executor: hook.New(d.log, d.webhooks),
 		Now:      d.opts.Now,
 		Tick:     d.opts.Tick,
 		Publish: func(ev runner.Event) {
@@ -485,9 +491,11 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 				Time: d.opts.Now(), Service: ev.Service, Kind: ev.Kind, Message: ev.Message,
 				Rollout: ev.Rollout, Phase: ev.Phase, Weights: ev.Weights, Result: ev.Result,
 			})
+			d.webhooks.Event(svc, ev.Version, ev.Phase, ev.Kind, ev.Message)
 		},
 		Finished: func(service string, f rollout.Finished) {
 			d.rolloutsTotal.WithLabelValues(service, string(f.Result)).Inc()
+			d.webhooks.Finished(svc, f)
 		},
 		Health: d.versionHealth,
 	}

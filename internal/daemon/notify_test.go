@@ -21,16 +21,16 @@ import (
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
-// receiver records the notifications it is sent; it answers 500 while down.
-type receiver struct {
+// notifyReceiver records the notifications it is sent; it answers 500 while down.
+type notifyReceiver struct {
 	*httptest.Server
 	mu     sync.Mutex
 	bodies []map[string]any
 	down   atomic.Bool
 }
 
-func startReceiver(t *testing.T) *receiver {
-	r := &receiver{}
+func startNotifyReceiver(t *testing.T) *notifyReceiver {
+	r := &notifyReceiver{}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.down.Load() {
 			http.Error(w, "down", http.StatusInternalServerError)
@@ -50,7 +50,7 @@ func startReceiver(t *testing.T) *receiver {
 }
 
 // texts returns each notification's "text" (Slack) or "kind" (webhook).
-func (r *receiver) field(name string) []string {
+func (r *notifyReceiver) field(name string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
@@ -116,7 +116,7 @@ func runNotified(t *testing.T, doc, stateDir string) (*admin.Client, func()) {
 // blocks with a text fallback, the webhook the event as JSON.
 func TestNotificationsSurviveRestart(t *testing.T) {
 	blue, green := startApp(t, "blue"), startApp(t, "green")
-	slack, audit := startReceiver(t), startReceiver(t)
+	slack, audit := startNotifyReceiver(t), startNotifyReceiver(t)
 	slackFile := filepath.Join(t.TempDir(), "slack-url")
 	if err := os.WriteFile(slackFile, []byte(slack.URL+"/services/T000/B000/secret\n"), 0o600); err != nil {
 		t.Fatal(err)

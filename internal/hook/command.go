@@ -29,25 +29,31 @@ const MaxOutput = 4 << 10
 // killed (a background child still holding them) before Wait stops reading.
 const waitDelay = 2 * time.Second
 
-// Executor runs the lifecycle hooks of spec.hooks as commands.
+// Executor runs the lifecycle hooks of spec.hooks as commands, and the
+// pre-rollout and confirm-* webhooks of spec.webhooks.
 type Executor struct {
 	log *slog.Logger
+	web *Webhooks
 }
 
 var _ runner.Executor = (*Executor)(nil)
 
-// New returns an Executor that logs to log.
-func New(log *slog.Logger) *Executor {
-	return &Executor{log: log}
+// New returns an Executor that logs to log and calls webhooks with web.
+func New(log *slog.Logger, web *Webhooks) *Executor {
+	return &Executor{log: log, web: web}
 }
 
-// Execute runs a RunHook and returns its HookDone. An OpenGate (a
-// confirm-* webhook) is answered closed, saying webhook gates are not
-// supported yet, so a rollout never passes a gate nobody checked. Other
+// Execute runs a RunHook and returns its HookDone, and waits for an
+// OpenGate of a confirm-* webhook to open (GateAnswered) or for ctx to end
+// (nil: the machine's deadline rolls back). A gate that names no webhook is
+// answered closed, so a rollout never passes a gate nobody checked. Other
 // actions return nil.
 func (e *Executor) Execute(ctx context.Context, svc *spec.Service, a rollout.Action) rollout.Event {
 	switch a := a.(type) {
 	case rollout.RunHook:
+		if name, ok := rollout.WebhookName(a.Name); ok {
+			return e.preRollout(ctx, svc, a, name)
+		}
 		out, err := e.run(ctx, svc, a)
 		done := rollout.HookDone{Rollout: a.Rollout, Step: a.Step, Attempt: a.Attempt, Name: a.Name, Output: out}
 		if err != nil {
@@ -55,10 +61,57 @@ func (e *Executor) Execute(ctx context.Context, svc *spec.Service, a rollout.Act
 		}
 		return done
 	case rollout.OpenGate:
-		return rollout.GateAnswered{Rollout: a.Rollout, Step: a.Step, Attempt: a.Attempt, Name: a.Name,
-			Message: "webhook gates are not supported yet"}
+		return e.gate(ctx, svc, a)
 	}
 	return nil
+}
+
+// preRollout calls the pre-rollout webhook name of a Hook step.
+func (e *Executor) preRollout(ctx context.Context, svc *spec.Service, a rollout.RunHook, name string) rollout.Event {
+	done := rollout.HookDone{Rollout: a.Rollout, Step: a.Step, Attempt: a.Attempt, Name: a.Name}
+	w := svc.Spec.Webhook(name)
+	switch {
+	case w == nil:
+		done.Err = fmt.Sprintf("spec.webhooks has no webhook %q any more (removed by a reload)", name)
+		return done
+	case e.web == nil:
+		done.Err = "no webhook caller is configured"
+		return done
+	}
+	e.log.Info("webhook started", "service", a.Service, "webhook", name, "type", w.Type, "rollout", a.Rollout, "attempt", a.Attempt)
+	answer, err := e.web.Call(ctx, svc, w, a.Version)
+	if err != nil {
+		done.Err = err.Error()
+	}
+	done.Output = answer
+	e.log.Info("webhook finished", "service", a.Service, "webhook", name, "rollout", a.Rollout, "attempt", a.Attempt, "err", err)
+	return done
+}
+
+// gate polls the confirm-* webhook of a named Gate step until it answers
+// 200.
+func (e *Executor) gate(ctx context.Context, svc *spec.Service, a rollout.OpenGate) rollout.Event {
+	answered := rollout.GateAnswered{Rollout: a.Rollout, Step: a.Step, Attempt: a.Attempt, Name: a.Name}
+	name, ok := rollout.WebhookName(a.Name)
+	if !ok {
+		answered.Message = "gate " + a.Name + " names no webhook (want webhook:NAME)"
+		return answered
+	}
+	w := svc.Spec.Webhook(name)
+	switch {
+	case w == nil:
+		answered.Message = fmt.Sprintf("spec.webhooks has no webhook %q any more (removed by a reload)", name)
+		return answered
+	case e.web == nil:
+		answered.Message = "no webhook caller is configured"
+		return answered
+	}
+	if err := e.web.Gate(ctx, svc, w, a.Version, svc.Spec.GatePoll()); err != nil {
+		return nil // the deadline (a Tick rolls back) or the rollout moved on
+	}
+	answered.Open = true
+	answered.Message = "webhook " + name + " answered 200"
+	return answered
 }
 
 // run runs hook a.Name of svc until it exits or ctx is done (the hook's

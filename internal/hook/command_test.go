@@ -39,7 +39,7 @@ var action = rollout.RunHook{
 
 func execute(t *testing.T, ctx context.Context, svc *spec.Service, a rollout.RunHook) rollout.HookDone {
 	t.Helper()
-	ev := New(slog.New(slog.NewTextHandler(io.Discard, nil))).Execute(ctx, svc, a)
+	ev := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Execute(ctx, svc, a)
 	done, ok := ev.(rollout.HookDone)
 	if !ok {
 		t.Fatalf("Execute returned %T, want HookDone", ev)
@@ -190,8 +190,8 @@ func TestMissingHookAndGate(t *testing.T) {
 	if done := execute(t, t.Context(), svc, a); !strings.Contains(done.Err, "spec.hooks.afterPromotion is no longer") {
 		t.Errorf("Err = %q, want the missing hook named", done.Err)
 	}
-	ev := New(slog.New(slog.NewTextHandler(io.Discard, nil))).Execute(t.Context(), svc, rollout.OpenGate{Rollout: 1, Name: "confirm-promotion"})
-	if g, ok := ev.(rollout.GateAnswered); !ok || g.Open || !strings.Contains(g.Message, "not supported yet") {
-		t.Errorf("OpenGate answered %+v, want closed, not supported yet", ev)
+	ev := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Execute(t.Context(), svc, rollout.OpenGate{Rollout: 1, Name: "confirm-promotion"})
+	if g, ok := ev.(rollout.GateAnswered); !ok || g.Open || !strings.Contains(g.Message, "names no webhook") {
+		t.Errorf("OpenGate answered %+v, want closed, naming no webhook", ev)
 	}
 }

@@ -115,6 +115,9 @@ type OpenGate struct {
 	Attempt  int       `json:"attempt"`
 	Name     string    `json:"name"`
 	Deadline time.Time `json:"deadline,omitempty"`
+	// Service and Version name the rollout the gate is asked about.
+	Service string `json:"service,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 func (SetWeights) actionName() string      { return "set-weights" }

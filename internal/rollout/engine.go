@@ -414,7 +414,8 @@ func (t *txn) emitPending(r *Run) {
 	case StepHook:
 		t.emit(t.runHook(r, p))
 	case StepGate:
-		t.emit(OpenGate{Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline})
+		t.emit(OpenGate{Rollout: r.ID, Step: p.Step, Attempt: p.Attempt, Name: p.Name, Deadline: p.Deadline,
+			Service: t.s.Service, Version: r.Version})
 	}
 }
 

@@ -100,9 +100,9 @@ func New(svc *spec.Service) (*Machine, error) {
 		// last step).
 		canary = append(canary, Step{Kind: StepBake, Duration: c.BakeDuration.Duration})
 	}
-	m.canary = withHooks(canary, sp.Hooks)
+	m.canary = withWebhooks(withHooks(canary, sp.Hooks), sp)
 	bg := sp.Strategy.BlueGreen
-	m.blueGreen = withHooks(compileBlueGreen(bg), sp.Hooks)
+	m.blueGreen = withWebhooks(withHooks(compileBlueGreen(bg), sp.Hooks), sp)
 	if bg != nil && bg.ScaleDownDelay.Duration > 0 {
 		m.scaleDownDelay = bg.ScaleDownDelay.Duration
 	}

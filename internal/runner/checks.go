@@ -18,16 +18,18 @@ import (
 // analysis is measured from its provider at its interval and judged by
 // internal/analysis.
 type Checks struct {
-	sources metrics.Sources // windows, by provider (builtin)
-	query   metrics.Querier // prometheus; nil: such checks are errors
+	sources  metrics.Sources // windows, by provider (builtin)
+	query    metrics.Querier // prometheus; nil: such checks are errors
+	webhooks WebhookCaller   // rollout and rollback webhooks; nil: not called
 }
 
 var _ Analyzer = (*Checks)(nil)
 
 // NewChecks returns an Analyzer reading windows from sources (by provider)
-// and queries from query.
-func NewChecks(sources metrics.Sources, query metrics.Querier) *Checks {
-	return &Checks{sources: sources, query: query}
+// and queries from query, and calling the rollout and rollback webhooks
+// with webhooks.
+func NewChecks(sources metrics.Sources, query metrics.Querier, webhooks WebhookCaller) *Checks {
+	return &Checks{sources: sources, query: query, webhooks: webhooks}
 }
 
 // Start implements Analyzer: one loop per metric, each on its own interval
@@ -68,7 +70,47 @@ func (c *Checks) Start(ctx context.Context, svc *spec.Service, a rollout.StartAn
 	if b := svc.Spec.Analysis.Breaker; b != nil {
 		wg.Go(func() { c.breaker(ctx, name, a, b, send) })
 	}
+	if c.webhooks != nil && svc.Spec.Analysis.Interval.Duration > 0 {
+		for _, w := range svc.Spec.Webhooks {
+			if w.Type == spec.WebhookRollout || w.Type == spec.WebhookRollback {
+				wg.Go(func() { c.webhook(ctx, svc, w, a, svc.Spec.Analysis.Interval.Duration, send) })
+			}
+		}
+	}
 	return stop
+}
+
+// webhook calls a rollout or rollback webhook at the start of the analysis
+// and then every interval, as Flagger does. A rollout webhook (a load test)
+// is a check named webhook:NAME: its failure, after its retries, is a failed
+// verdict that counts towards the threshold. A rollback webhook that
+// answers 200 rolls back at once (a failed breaker verdict).
+func (c *Checks) webhook(ctx context.Context, svc *spec.Service, w spec.Webhook, a rollout.StartAnalysis, interval time.Duration, send func(rollout.Verdict)) {
+	metric := rollout.WebhookPrefix + w.Name
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if w.Type == spec.WebhookRollout {
+			answer, err := c.webhooks.Call(ctx, svc, &w, a.Canary)
+			if ctx.Err() != nil {
+				return
+			}
+			v := rollout.Verdict{Metric: metric, Result: rollout.VerdictPassed, Value: 1, Window: interval, Reason: answer}
+			if err != nil {
+				v.Result, v.Value, v.Reason = rollout.VerdictFailed, 0, err.Error()
+			}
+			send(v)
+		} else if yes, answer, _ := c.webhooks.Ask(ctx, svc, &w, a.Canary); yes {
+			send(rollout.Verdict{Metric: metric, Result: rollout.VerdictFailed, Value: 1, Window: interval, Breaker: true,
+				Reason: "rollback webhook " + w.Name + " answered " + answer})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // breaker checks the canary's error rate over the breaker's sliding window

@@ -20,7 +20,7 @@ func TestChecksReportTheWindowTheyMeasured(t *testing.T) {
 	src := metrics.WindowFunc(func(_, _ string, d time.Duration) metrics.Sample {
 		return metrics.Sample{Requests: 500, Since: since}
 	})
-	c := NewChecks(metrics.Sources{spec.ProviderBuiltin: src}, nil)
+	c := NewChecks(metrics.Sources{spec.ProviderBuiltin: src}, nil, nil)
 	min := 99.0
 	m := spec.Metric{Name: spec.MetricRequestSuccessRate, Provider: spec.ProviderBuiltin, MinSamples: 100, ThresholdRange: spec.ThresholdRange{Min: &min}}
 	v := c.measure(context.Background(), "web", rollout.StartAnalysis{Canary: "green"}, m, 500*time.Millisecond)

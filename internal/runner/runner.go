@@ -54,12 +54,23 @@ type Executor interface {
 	Execute(ctx context.Context, svc *spec.Service, a rollout.Action) rollout.Event
 }
 
+// WebhookCaller calls the webhooks of spec.webhooks that run with the
+// analysis: Call a rollout webhook (load tests; with its retries, nil on
+// 2xx), Ask a rollback webhook once (true when it answered 200). Each
+// returns the start of the answer for the history.
+type WebhookCaller interface {
+	Call(ctx context.Context, svc *spec.Service, w *spec.Webhook, version string) (string, error)
+	Ask(ctx context.Context, svc *spec.Service, w *spec.Webhook, version string) (bool, string, error)
+}
+
 // Event is a notification for the event stream and the logs.
 type Event struct {
 	Service string
 	Kind    string
 	Message string
 	Rollout uint64
+	// Version is the version of the rollout in progress (or the last one).
+	Version string
 	Phase   rollout.Phase
 	Weights rollout.Weights
 	Result  rollout.Result
@@ -460,10 +471,10 @@ func (r *Runner) execute(ctx context.Context, st rollout.State, acts []rollout.A
 			r.startAsync(ctx, asyncKey{a.Rollout, a.Step, a.Attempt}, a.Deadline, a)
 		case rollout.Notify:
 			r.opts.Log.Info(a.Message, "service", r.name, "kind", a.Kind)
-			r.opts.Publish(Event{Service: r.name, Kind: a.Kind, Message: a.Message, Rollout: rolloutID(st), Phase: st.Phase, Weights: a.Weights})
+			r.opts.Publish(Event{Service: r.name, Kind: a.Kind, Message: a.Message, Rollout: rolloutID(st), Version: rolloutVersion(st), Phase: st.Phase, Weights: a.Weights})
 		case rollout.Finished:
 			r.opts.Finished(r.name, a)
-			r.opts.Publish(Event{Service: r.name, Kind: "finished", Message: a.Reason, Rollout: a.Rollout, Phase: st.Phase, Result: a.Result, Weights: st.Weights})
+			r.opts.Publish(Event{Service: r.name, Kind: "finished", Message: a.Reason, Rollout: a.Rollout, Version: a.Version, Phase: st.Phase, Result: a.Result, Weights: st.Weights})
 		case rollout.RecordHistory:
 			// Persisted with the state.
 		default:
@@ -600,4 +611,16 @@ func rolloutID(st rollout.State) uint64 {
 		return st.Rollout.ID
 	}
 	return 0
+}
+
+// rolloutVersion is the new version of st's rollout in progress, or of its
+// last one.
+func rolloutVersion(st rollout.State) string {
+	switch {
+	case st.Rollout != nil:
+		return st.Rollout.Version
+	case st.Last != nil:
+		return st.Last.Version
+	}
+	return ""
 }

@@ -125,6 +125,7 @@ func (s *Service) Default() {
 		}
 	}
 	defaultHooks(sp.Hooks)
+	defaultWebhooks(sp)
 	if sp.TrafficRouter == (TrafficRouter{}) {
 		sp.TrafficRouter.Proxy = &ProxyRouter{}
 	}

@@ -75,6 +75,9 @@ type ServiceSpec struct {
 	Analysis *Analysis `json:"analysis,omitempty"`
 	// Hooks are the lifecycle commands a rollout runs (see docs/hooks.md).
 	Hooks *Hooks `json:"hooks,omitempty"`
+	// Webhooks are the HTTP calls and gates of a rollout, Flagger's types
+	// and payload (see docs/webhooks.md).
+	Webhooks []Webhook `json:"webhooks,omitempty"`
 	// ProgressDeadline is how long a rollout may wait for its new version to
 	// become healthy before it is rolled back; greater than 0.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" range:"1s,720h"`

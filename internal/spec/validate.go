@@ -194,6 +194,7 @@ func (v *validator) service() {
 	v.strategy()
 	v.analysis()
 	v.hooks()
+	v.webhooks()
 	v.ranges()
 	v.notifications()
 	v.proxy()
