@@ -213,7 +213,7 @@ func defaultValues() map[string]string {
 		func() *Service {
 			return &Service{Spec: ServiceSpec{
 				Strategy: Strategy{Canary: &Canary{StepWeight: 1}},
-				Analysis: &Analysis{},
+				Analysis: &Analysis{Breaker: &Breaker{}, Metrics: []Metric{{Name: MetricRequestDuration}}},
 				Routing:  Routing{StickySessions: &StickySessions{}},
 				Hooks:    &Hooks{BeforeInstall: &Hook{}},
 			}}
