@@ -64,8 +64,8 @@ type Options struct {
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 	// EgressAllow lists internal addresses outbound calls (Prometheus
-	// queries, later webhooks) may reach; every other loopback, private or
-	// link-local destination is refused.
+	// queries, webhooks, notifications) may reach; every other loopback,
+	// private or link-local destination is refused.
 	EgressAllow []netip.Prefix
 }
 
@@ -169,7 +169,9 @@ func New(opts Options) (*Daemon, error) {
 		st.Close()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	webhooks := hook.NewWebhooks(egress.Policy{Allow: opts.EgressAllow}.Client(spec.MaxWebhookCall), opts.Logger)
+	// Every call to an address a user configured goes through one policy.
+	egressPolicy := egress.Policy{Allow: opts.EgressAllow}
+	webhooks := hook.NewWebhooks(egressPolicy.Client(spec.MaxWebhookCall), opts.Logger)
 	d := &Daemon{
 		webhooks: webhooks,
 		opts:     opts,
@@ -177,14 +179,14 @@ func New(opts Options) (*Daemon, error) {
 		store:    st,
 		proxy:    px,
 		checker:  hc,
-		notifier: notify.New(opts.Logger, st, egress.Policy{Allow: opts.EgressAllow}.Client(15*time.Second)),
+		notifier: notify.New(opts.Logger, st, egressPolicy.Client(15*time.Second)),
 		reg:      reg,
 		hub:      newHub(),
 		token:    token,
 		builtin:  builtin.New(px),
 		analyzer: runner.NewChecks(metrics.Sources{
 			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
-		}, promsource.New(egress.Policy{Allow: opts.EgressAllow}.Client(30*time.Second)), webhooks),
+		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
