@@ -519,3 +519,28 @@ func TestHealthyVersionPromotedEveryTime(t *testing.T) {
 		next = map[string]string{"green": "blue", "blue": "green"}[next]
 	}
 }
+
+// TestCanaryBakeSwitchesBack: with bakeDuration, a canary that starts
+// failing after it took all traffic is switched back to the previous
+// version by the analysis that keeps running (Flagger is blind there).
+func TestCanaryBakeSwitchesBack(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(),
+		"steps: [{setWeight: 50}, {pause: {duration: 1s}}]", "steps: [{setWeight: 50}, {pause: {duration: 1s}}]\n      bakeDuration: 1m").Replace(analysedService)
+	_, c, listen := startDaemon(t, doc)
+	stop := make(chan struct{})
+	defer close(stop)
+	load(t, listen, stop)
+	ctx := context.Background()
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "green baking at 100%", func(st admin.ServiceStatus) bool {
+		return st.Weights["green"] == 100 && st.Rollout != nil && st.Step.Kind == string(rollout.StepBake)
+	})
+	green.failEvery.Store(5) // 20% errors after the switch
+	st := waitFor(t, c, "the bake's verdict", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	if st.LastRollout.Result != rollout.ResultRolledBack || st.StableVersion != "blue" || st.Weights["blue"] != 100 {
+		t.Fatalf("after failures in the bake: last %+v, stable %s, weights %v; want switched back to blue", st.LastRollout, st.StableVersion, st.Weights)
+	}
+}
