@@ -56,6 +56,8 @@ type daemon struct {
 	cmd      *exec.Cmd
 	out      *lockedBuffer
 	exited   chan struct{}
+	// args are more flags for serve (e.g. --egress-allow).
+	args []string
 }
 
 type lockedBuffer struct {
@@ -94,7 +96,7 @@ func newDaemon(t *testing.T, config string) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	d.out = &lockedBuffer{}
-	d.cmd = exec.Command(d.bin, "serve", "-f", d.file, "--state-dir", d.stateDir, "--admin", "127.0.0.1:0", "--log-level", "debug")
+	d.cmd = exec.Command(d.bin, append([]string{"serve", "-f", d.file, "--state-dir", d.stateDir, "--admin", "127.0.0.1:0", "--log-level", "debug"}, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
