@@ -122,7 +122,7 @@ spec:
 `
 
 // TestAnalysisPromotesGoodRollsBackBad feeds real traffic through the proxy:
-// a healthy canary is promoted; one failing 10% of requests is rolled back
+// a healthy canary is promoted; one failing 5% of requests is rolled back
 // with the reason naming the metric.
 func TestAnalysisPromotesGoodRollsBackBad(t *testing.T) {
 	blue, green := startApp(t, "blue"), startApp(t, "green")
@@ -141,7 +141,7 @@ func TestAnalysisPromotesGoodRollsBackBad(t *testing.T) {
 		t.Fatalf("good canary: last rollout %+v, stable %q; want promoted, green", st.LastRollout, st.StableVersion)
 	}
 
-	blue.failEvery.Store(10)
+	blue.failEvery.Store(20) // 5% of requests fail
 	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "blue"}); err != nil {
 		t.Fatal(err)
 	}
