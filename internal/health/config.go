@@ -87,8 +87,8 @@ type Address = spec.Target
 // ParseAddress parses a target with spec.ParseTarget.
 func ParseAddress(s string) (Address, error) { return spec.ParseTarget(s) }
 
-// ParseAddresses parses a version's target list with ParseAddress,
-// refusing duplicates.
+// ParseAddresses parses a version's target list with ParseAddress (the
+// spec's one target parser), refusing duplicates; the proxy uses it too.
 func ParseAddresses(targets []string) ([]Address, error) {
 	out := make([]Address, len(targets))
 	seen := make(map[string]bool, len(targets))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/health"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -73,7 +74,7 @@ func (p *Proxy) Apply(ctx context.Context, services []*spec.Service) error {
 		}
 		pl.comp = comp
 		for i, v := range sp.Versions {
-			pt, err := parseTargets(v.Targets)
+			pt, err := health.ParseAddresses(v.Targets)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("service %q: spec.versions[%d] (%q): %w", name, i, v.Name, err))
 			}

@@ -247,32 +247,11 @@ func (p *Proxy) SetVersion(name, ver string, targets []string) error {
 	if ver == "" {
 		return fmt.Errorf("set version of %q: version name is empty", name)
 	}
-	parsed, err := parseTargets(targets)
+	parsed, err := health.ParseAddresses(targets)
 	if err != nil {
 		return fmt.Errorf("set version %q of %q: %w", ver, name, err)
 	}
 	return p.setVersionLocked(s, ver, targets, parsed, false)
-}
-
-// parseTargets parses a version's targets with spec.ParseTarget, the one
-// target parser, and refuses one listed twice.
-func parseTargets(targets []string) ([]spec.Target, error) {
-	out := make([]spec.Target, len(targets))
-	seen := make(map[string]bool, len(targets))
-	var errs []error
-	for i, a := range targets {
-		t, err := spec.ParseTarget(a)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if seen[a] {
-			errs = append(errs, fmt.Errorf("target %q is listed twice", a))
-		}
-		seen[a] = true
-		out[i] = t
-	}
-	return out, errors.Join(errs...)
 }
 
 // setVersionLocked registers the version's targets with the health checker
