@@ -22,6 +22,8 @@ const (
 type Measurement struct {
 	Requests int64
 	Errors   int64
+	// Generated is how many of Requests the load generator sent.
+	Generated int64
 	// Latency is the request duration at the metric's quantile, in
 	// milliseconds; valid when Requests > 0.
 	Latency float64
@@ -49,6 +51,9 @@ func Evaluate(m spec.Metric, x Measurement) rollout.Verdict {
 	out.Samples = x.Requests
 	if out.Reason != "" {
 		out.Reason += fmt.Sprintf(" over %d requests", x.Requests)
+		if x.Generated > 0 {
+			out.Reason += fmt.Sprintf(" (%d generated)", x.Generated)
+		}
 	}
 	return out
 }

@@ -186,7 +186,7 @@ func New(opts Options) (*Daemon, error) {
 		builtin:  builtin.New(px),
 		analyzer: runner.NewChecks(metrics.Sources{
 			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
-		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks),
+		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{

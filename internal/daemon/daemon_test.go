@@ -544,3 +544,48 @@ func TestCanaryBakeSwitchesBack(t *testing.T) {
 		t.Fatalf("after failures in the bake: last %+v, stable %s, weights %v; want switched back to blue", st.LastRollout, st.StableVersion, st.Weights)
 	}
 }
+
+// TestLoadGeneratorJudgesQuietCanary: a service with no user traffic at
+// all is judged on the built-in load generator's requests, which reach the
+// canary through the proxy at its 10% weight; a healthy canary is
+// promoted, one failing 10% of requests is rolled back, and the history
+// says how many requests were generated.
+func TestLoadGeneratorJudgesQuietCanary(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(),
+		"steps: [{setWeight: 50}, {pause: {duration: 1s}}]", "steps: [{setWeight: 10}, {pause: {duration: 1s}}]",
+		"interval: 500ms", "interval: 1s\n    load: {rate: 200, concurrency: 8, path: /}").Replace(analysedService)
+	_, c, _ := startDaemon(t, doc)
+	ctx := context.Background()
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "the quiet canary judged", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	if st.LastRollout.Result != rollout.ResultPromoted {
+		t.Fatalf("healthy quiet canary: %+v, want promoted on generated traffic", st.LastRollout)
+	}
+	h, err := c.History(ctx, "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated := false
+	for _, e := range h {
+		if v := e.Verdict; v != nil && v.Result == rollout.VerdictPassed && strings.Contains(v.Reason, "generated)") {
+			generated = true
+		}
+	}
+	if !generated {
+		t.Errorf("no passed verdict says how many requests were generated")
+	}
+
+	blue.failEvery.Store(10)
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "blue"}); err != nil {
+		t.Fatal(err)
+	}
+	st = waitFor(t, c, "the failing quiet canary judged", func(st admin.ServiceStatus) bool {
+		return st.LastRollout != nil && st.LastRollout.Version == "blue"
+	})
+	if st.LastRollout.Result != rollout.ResultRolledBack || !strings.Contains(st.LastRollout.Reason, "generated") {
+		t.Fatalf("failing quiet canary: %+v, want rolled back, the reason counting generated requests", st.LastRollout)
+	}
+}

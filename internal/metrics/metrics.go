@@ -20,7 +20,9 @@ import (
 type Sample struct {
 	Requests int64
 	Errors   int64
-	Latency  *ddsketch.DDSketch
+	// Generated is how many of Requests the load generator sent.
+	Generated int64
+	Latency   *ddsketch.DDSketch
 	// Since is when the measured window began, when the source knows (it
 	// may begin before "now minus d": windows are whole seconds).
 	Since time.Time
@@ -45,6 +47,11 @@ func (s Sample) ErrorRate() float64 {
 	}
 	return float64(s.Errors) / float64(s.Requests)
 }
+
+// LoadHeader carries the load generator's token (spec.analysis.load): the
+// built-in proxy routes a request with the service's current token to the
+// canary and counts it in Sample.Generated; it never reaches a target.
+const LoadHeader = "X-Switchyard-Load"
 
 // Source measures a version's traffic over the window of length d ending now.
 type Source interface {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"time"
+
+	sources "github.com/switchyard/switchyard/internal/metrics"
 )
 
 // admission is what admit decided about one request.
@@ -19,7 +21,15 @@ type admission struct {
 	// newID reports that the request has no X-Request-Id: the proxy makes
 	// one for the target.
 	newID bool
+	// generated marks a request of Switchyard's own load generator: it goes
+	// to the canary and is counted apart (Sample.Generated).
+	generated bool
 }
+
+// loadHeader carries the load generator's token (SetLoadToken); a request
+// with the service's current token goes to the canary. It is never sent
+// to a target.
+const loadHeader = sources.LoadHeader
 
 // admit is the admission step of both front ends, before anything is sent:
 // route the request by tbl to a version and target ("no route" or "no
@@ -39,6 +49,9 @@ func (p *Proxy) admit(tbl *table, r request, contentLength int64, start time.Tim
 			}
 		}
 	}
+	if a, ok := p.admitLoad(tbl, r, start, plainOnly); ok {
+		return a
+	}
 	v, t := tbl.route(r, start)
 	if t == nil {
 		p.countOnly(v, http.StatusServiceUnavailable)
@@ -53,4 +66,30 @@ func (p *Proxy) admit(tbl *table, r request, contentLength int64, start time.Tim
 	}
 	id, _ := r.headerValue("X-Request-Id")
 	return admission{ver: v, target: t, newID: id == ""}
+}
+
+// admitLoad routes a request of the load generator to the canary. It costs
+// well-formed traffic one atomic load while no generator runs.
+func (p *Proxy) admitLoad(tbl *table, r request, start time.Time, plainOnly bool) (admission, bool) {
+	if tbl.load == nil {
+		return admission{}, false
+	}
+	tok := tbl.load.Load()
+	if tok == nil || tbl.canary == nil {
+		return admission{}, false
+	}
+	if h, ok := r.headerValue(loadHeader); !ok || h != *tok {
+		return admission{}, false
+	}
+	v := tbl.canary
+	t := v.pick(start.UnixNano(), nil)
+	if t == nil {
+		p.countOnly(v, http.StatusServiceUnavailable)
+		return admission{ver: v, status: http.StatusServiceUnavailable, reason: "no target"}, true
+	}
+	if plainOnly && (t.scheme != "http" || t.h2c) {
+		return admission{netHTTP: true}, true
+	}
+	id, _ := r.headerValue("X-Request-Id")
+	return admission{ver: v, target: t, newID: id == "", generated: true}, true
 }

@@ -163,6 +163,7 @@ func (p *Proxy) serveFast(svc *service, ctx *fasthttp.RequestCtx) bool {
 		fillRequestID(&f.id)
 	}
 	f.begin(tbl, a.ver, a.target, start)
+	f.generated = a.generated
 	if p.forwardFast(f) {
 		return true // the body stream finishes the request
 	}

@@ -60,7 +60,7 @@ func dropRequestHeader(name, line, conn []byte, newID bool) bool {
 	case 16:
 		return asciiEqualFold(name, "Proxy-Connection") || asciiEqualFold(name, "X-Forwarded-Host")
 	case 17:
-		return asciiEqualFold(name, "Transfer-Encoding") || asciiEqualFold(name, "X-Forwarded-Proto")
+		return asciiEqualFold(name, "Transfer-Encoding") || asciiEqualFold(name, "X-Forwarded-Proto") || asciiEqualFold(name, loadHeader)
 	case 18:
 		return asciiEqualFold(name, "Proxy-Authenticate")
 	case 19:

@@ -153,6 +153,7 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 
 	*st = reqState{inCtx: r.Context(), body: body}
 	st.begin(tbl, v, t, start)
+	st.generated = a.generated
 	if slot != nil && r.ProtoMajor == 1 && tbl.upstreamTimeout <= 0 {
 		slot.st = st
 	} else {
@@ -187,14 +188,18 @@ func (p *Proxy) serveHTTP(svc *service, w http.ResponseWriter, r *http.Request) 
 
 // recordUntil records a request of the version (outcome.go) that ends now
 // in its one-second window and Prometheus; its latency ends at until
-// when that is set (streams), else now.
-func (p *Proxy) recordUntil(v *version, start, until time.Time, code int, failed bool) {
+// when that is set (streams), else now. A generated request (the load
+// generator's) is counted in the window's Generated too.
+func (p *Proxy) recordUntil(v *version, start, until time.Time, code int, failed, generated bool) {
 	end := time.Now()
 	if until.IsZero() {
 		until = end
 	}
 	d := until.Sub(start)
 	v.stats.record(end.Unix(), d, failed)
+	if generated {
+		v.stats.markGenerated(end.Unix())
+	}
 	v.counter(code).Inc()
 	v.duration.Observe(d.Seconds())
 }
@@ -232,6 +237,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// The hand-off mark is the fast path's note to net/http, not the
 	// client's: the target must not see it (the fast path drops it too).
 	delete(pr.Out.Header, handoffHeader)
+	delete(pr.Out.Header, loadHeader)
 	for k := range pr.Out.Header {
 		if dropFieldName(k) {
 			delete(pr.Out.Header, k) // framing.go; the fast path drops them too

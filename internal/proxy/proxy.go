@@ -101,6 +101,8 @@ type service struct {
 	routing  rollout.Routing
 	table    atomic.Pointer[table]
 	lis      *listener
+	// load is the load generator's token while one runs (SetLoadToken).
+	load atomic.Pointer[string]
 }
 
 // New builds a Proxy with no services; Apply adds them.
@@ -402,6 +404,25 @@ func (p *Proxy) removeVersionLocked(s *service, v *version) {
 // address; it is the health checker's Status.
 func (p *Proxy) Health(name string) []TargetHealth {
 	return p.health.Status(name)
+}
+
+// SetLoadToken starts (token != "") or stops (token == "") routing the load
+// generator's requests: a request of the service carrying token in
+// X-Switchyard-Load goes to the canary, whatever its weight, and is counted
+// as generated. The header never reaches a target.
+func (p *Proxy) SetLoadToken(service, token string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.services[service]
+	if s == nil {
+		return fmt.Errorf("set load token of %q: %w", service, ErrUnknownService)
+	}
+	if token == "" {
+		s.load.Store(nil)
+		return nil
+	}
+	s.load.Store(&token)
+	return nil
 }
 
 // Window returns one version's exact request and error counts and latency

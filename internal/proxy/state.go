@@ -21,6 +21,8 @@ type proxied struct {
 	// headerAt is set for WebSockets and event streams: their latency is the
 	// time to the response header, not the life of the stream.
 	headerAt time.Time
+	// generated marks a request of the load generator.
+	generated bool
 }
 
 // begin puts the request, admitted at start, on target t of version v.
@@ -64,5 +66,5 @@ func (s *proxied) end(p *Proxy, clientFault bool) {
 		p.countOnly(s.ver, code)
 		return
 	}
-	p.recordUntil(s.ver, s.start, s.headerAt, code, s.failed)
+	p.recordUntil(s.ver, s.start, s.headerAt, code, s.failed, s.generated)
 }

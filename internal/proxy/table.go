@@ -36,10 +36,13 @@ type pick struct {
 // compiled is the part of a table that comes from the spec (rules, sticky,
 // options), built and validated in Apply before anything changes.
 type compiled struct {
-	rules           []rule
-	trusted         []netip.Prefix
-	sticky          *stickyConfig
-	health          *health.Config
+	rules   []rule
+	trusted []netip.Prefix
+	sticky  *stickyConfig
+	health  *health.Config
+	// load points at the service's load-generator token (nil: none runs),
+	// shared by every table the service publishes.
+	load            *atomic.Pointer[string]
 	maxBody         int64
 	versionHeader   string
 	retries         int

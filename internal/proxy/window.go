@@ -71,11 +71,12 @@ func (lm *latencyMapping) bucket(seconds float64) int {
 // recording takes no lock; the mutex only serialises the reset when the ring
 // wraps round to a new second.
 type window struct {
-	sec      atomic.Int64
-	requests atomic.Int64
-	errors   atomic.Int64
-	mu       sync.Mutex
-	buckets  []atomic.Uint32
+	sec       atomic.Int64
+	requests  atomic.Int64
+	errors    atomic.Int64
+	generated atomic.Int64
+	mu        sync.Mutex
+	buckets   []atomic.Uint32
 }
 
 // stats is a ring of one-second windows.
@@ -105,6 +106,7 @@ func (s *stats) record(nowSec int64, d time.Duration, isErr bool) {
 		if w.sec.Load() < nowSec {
 			w.requests.Store(0)
 			w.errors.Store(0)
+			w.generated.Store(0)
 			if w.buckets == nil {
 				w.buckets = make([]atomic.Uint32, s.lm.n)
 			}
@@ -122,6 +124,14 @@ func (s *stats) record(nowSec int64, d time.Duration, isErr bool) {
 		w.errors.Add(1)
 	}
 	w.buckets[s.lm.bucket(d.Seconds())].Add(1)
+}
+
+// markGenerated counts, in the window of nowSec, that the request record
+// just added was the load generator's.
+func (s *stats) markGenerated(nowSec int64) {
+	if w := &s.slots[uint64(nowSec)%windowSlots]; w.sec.Load() == nowSec {
+		w.generated.Add(1)
+	}
 }
 
 // sample merges the windows of the last d ending at now (the current,
@@ -142,6 +152,7 @@ func (s *stats) sample(nowSec int64, d time.Duration) Sample {
 		}
 		out.Requests += w.requests.Load()
 		out.Errors += w.errors.Load()
+		out.Generated += w.generated.Load()
 		for i := range w.buckets {
 			if c := w.buckets[i].Load(); c != 0 {
 				_ = sk.AddWithCount(s.lm.m.Value(i+s.lm.offset), float64(c))

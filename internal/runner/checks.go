@@ -21,6 +21,7 @@ type Checks struct {
 	sources  metrics.Sources // windows, by provider (builtin)
 	query    metrics.Querier // prometheus; nil: such checks are errors
 	webhooks WebhookCaller   // rollout and rollback webhooks; nil: not called
+	load     LoadTarget      // where spec.analysis.load sends; nil: no generator
 }
 
 var _ Analyzer = (*Checks)(nil)
@@ -66,6 +67,9 @@ func (c *Checks) Start(ctx context.Context, svc *spec.Service, a rollout.StartAn
 				send(c.measure(ctx, name, a, m, interval))
 			}
 		})
+	}
+	if l := svc.Spec.Analysis.Load; l != nil && l.Rate > 0 {
+		wg.Go(func() { c.generate(ctx, name, l) })
 	}
 	if b := svc.Spec.Analysis.Breaker; b != nil {
 		wg.Go(func() { c.breaker(ctx, name, a, b, send) })
@@ -161,7 +165,7 @@ func (c *Checks) measure(ctx context.Context, service string, a rollout.StartAna
 		return rollout.Verdict{Metric: m.Name, Result: rollout.VerdictError,
 			Reason: fmt.Sprintf("metric source %s: %v", m.Provider, err)}
 	}
-	x := analysis.Measurement{Requests: s.Requests, Errors: s.Errors}
+	x := analysis.Measurement{Requests: s.Requests, Errors: s.Errors, Generated: s.Generated}
 	if s.Requests > 0 {
 		x.Latency = float64(s.Quantile(m.Quantile)) / float64(time.Millisecond)
 	}

@@ -99,6 +99,9 @@ func (s *Service) Default() {
 		setDuration(&a.Interval, DefaultAnalysisInterval)
 		setInt(&a.Threshold, DefaultAnalysisThreshold)
 		setInt(&a.ConsecutiveErrorLimit, DefaultConsecutiveErrorLimit)
+		if l := a.Load; l != nil {
+			l.defaults()
+		}
 		if b := a.Breaker; b != nil {
 			setInt(&b.MinRequests, DefaultBreakerMinRequests)
 			setDuration(&b.Window, DefaultBreakerWindow)

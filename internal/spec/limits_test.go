@@ -115,3 +115,33 @@ func FuzzDecode(f *testing.F) {
 		_ = bytes.Compare(data, nil)
 	})
 }
+
+// TestLoadValidation: the load generator's fields are checked like any
+// other, with the field, the value and the fix.
+func TestLoadValidation(t *testing.T) {
+	doc := `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  listen: 127.0.0.1:8080
+  versions: [{name: blue, targets: ["127.0.0.1:9001"]}]
+  stable: blue
+  analysis:
+    metrics: [{name: request-success-rate, thresholdRange: {min: 99}}]
+    load: {rate: 0, path: "health", method: "GE T", headers: {"Bad Name": "x"}}
+`
+	_, err := Parse("web.yaml", []byte(doc))
+	for _, want := range []string{"spec.analysis.load.rate is 0; must be 1-10000", "spec.analysis.load.path", "spec.analysis.load.method", `spec.analysis.load.headers["Bad Name"]`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse = %v, want an error containing %q", err, want)
+		}
+	}
+	ok := strings.Replace(doc, `{rate: 0, path: "health", method: "GE T", headers: {"Bad Name": "x"}}`, `{rate: 50}`, 1)
+	svcs, err := Parse("web.yaml", []byte(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := svcs[0].Spec.Analysis.Load; l.Concurrency != DefaultLoadConcurrency || l.Path != "/" || l.Method != "GET" {
+		t.Errorf("load defaults = %+v", *l)
+	}
+}

@@ -268,6 +268,8 @@ type Analysis struct {
 	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit,omitempty" range:"1,1000"`
 	// Metrics are the checks; at least one, each name at most once.
 	Metrics []Metric `json:"metrics,omitempty"`
+	// Load, when set, generates traffic to the canary while analysis runs.
+	Load *Load `json:"load,omitempty"`
 	// Breaker, when set, rolls back at once, between intervals, when the
 	// canary's error rate is very high (a crash-looping version should not
 	// wait for threshold failed checks).

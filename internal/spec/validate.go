@@ -197,6 +197,7 @@ func (v *validator) service() {
 	v.webhooks()
 	v.ranges()
 	v.notifications()
+	v.load()
 	v.proxy()
 }
 
