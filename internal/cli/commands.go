@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -228,27 +229,48 @@ func (e *env) historyCommand() *cobra.Command {
 		verdicts bool
 	)
 	cmd := &cobra.Command{
-		Use:   "history SERVICE",
-		Short: "Show a service's rollout timeline",
+		Use:   "history SERVICE [ROLLOUT]",
+		Short: "Show a service's rollout timeline, and why its last rollout ended as it did",
 		Long: `history shows steps, decisions and the measurements that decided them (every
-failed check, and each check's latest verdict before a step or a decision);
---verdicts shows every measurement, and -o json/yaml gives all of it.`,
-		Args: cobra.ExactArgs(1),
+failed check, and each check's latest verdict before a step or a decision),
+then says in one sentence why the rollout (ROLLOUT, or the latest that ended)
+was promoted, rolled back or aborted; --verdicts shows every measurement, and
+-o json/yaml gives all of it.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var id uint64
+			if len(args) == 2 {
+				n, err := strconv.ParseUint(strings.TrimPrefix(args[1], "#"), 10, 64)
+				if err != nil || n == 0 {
+					return usageErr("ROLLOUT is %q; give a rollout number such as 3 (see the ROLLOUT column)", args[1])
+				}
+				id = n
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
 			text := e.output == "" || e.output == "text"
 			fetch := limit
-			if text && !verdicts {
+			if text && !verdicts || id != 0 {
 				fetch = 0 // filter first, then keep the newest limit
 			}
 			h, err := c.History(cmd.Context(), args[0], fetch)
 			if err != nil {
 				return apiErr(err)
 			}
+			if id != 0 {
+				h = ofRollout(h, id)
+				if len(h) == 0 {
+					return &ExitError{Code: ExitFailed, Err: fmt.Errorf("service %q has no rollout #%d in its history", args[0], id)}
+				}
+			}
 			return e.print(h, func(w io.Writer) {
+				defer func() {
+					if why := outcome(h); why != "" {
+						fmt.Fprintln(w, why)
+					}
+				}()
 				if verdicts {
 					writeHistory(w, h)
 					return

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/switchyard/switchyard/internal/rollout"
 )
 
@@ -48,4 +50,28 @@ func decisive(h []rollout.HistoryEntry, limit int) (kept []rollout.HistoryEntry,
 		kept = kept[len(kept)-limit:]
 	}
 	return kept, hidden
+}
+
+// ofRollout keeps the entries of rollout id.
+func ofRollout(h []rollout.HistoryEntry, id uint64) []rollout.HistoryEntry {
+	var out []rollout.HistoryEntry
+	for _, e := range h {
+		if e.Rollout == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// outcome is the one sentence that says why the latest rollout in h that
+// ended was promoted, rolled back or aborted (the machine writes the
+// numbers behind the decision into that entry), or "" when none ended.
+func outcome(h []rollout.HistoryEntry) string {
+	for i := len(h) - 1; i >= 0; i-- {
+		switch e := h[i]; e.Kind {
+		case string(rollout.ResultPromoted), string(rollout.ResultRolledBack), string(rollout.ResultAborted), "rollback":
+			return fmt.Sprintf("why: %s", e.Message)
+		}
+	}
+	return ""
 }

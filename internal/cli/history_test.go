@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/rollout"
@@ -45,5 +46,23 @@ func TestDecisiveHistory(t *testing.T) {
 	}
 	if kept, _ := decisive(h, 3); len(kept) != 3 || kept[2].Message != "rolled back" {
 		t.Errorf("decisive(limit 3) = %d entries ending %q, want the newest 3", len(kept), kept[len(kept)-1].Message)
+	}
+}
+
+func TestHistoryOutcome(t *testing.T) {
+	h := []rollout.HistoryEntry{
+		{Rollout: 1, Kind: "deploy", Message: "deploy #1"},
+		{Rollout: 1, Kind: "promoted", Message: "rollout #1 of green promoted: all steps passed"},
+		{Rollout: 2, Kind: "deploy", Message: "deploy #2"},
+		{Rollout: 2, Kind: "rolled-back", Message: "rollout #2 of blue rolled-back: analysis at step 3/4 (blue 10%): request-success-rate is 94.10%, below the minimum 99% over 312 requests; failed check 2 of 2"},
+	}
+	if got := outcome(h); !strings.Contains(got, "why: rollout #2 of blue rolled-back: analysis at step 3/4") {
+		t.Errorf("outcome = %q, want the last rollout's sentence", got)
+	}
+	if got := outcome(ofRollout(h, 1)); got != "why: rollout #1 of green promoted: all steps passed" {
+		t.Errorf("outcome of #1 = %q", got)
+	}
+	if got := outcome(h[:1]); got != "" {
+		t.Errorf("outcome with no ended rollout = %q, want none", got)
 	}
 }
