@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,25 +51,58 @@ func (a *app) addr() string { return strings.TrimPrefix(a.URL, "http://") }
 func startDaemon(t *testing.T, doc string) (*Daemon, *admin.Client, string) {
 	t.Helper()
 	listen := testenv.FreeAddr(t)
-	svcs, err := spec.Parse("test.yaml", []byte(strings.ReplaceAll(doc, "LISTEN", listen)))
+	d, c, _ := runDaemon(t, parseDoc(t, strings.ReplaceAll(doc, "LISTEN", listen)), Options{})
+	return d, c, listen
+}
+
+// loopback lets a test daemon's outbound calls reach the test's own
+// receivers (Prometheus, webhooks, notifications) on 127.0.0.0/8.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+func parseDoc(t *testing.T, doc string) []*spec.Service {
+	t.Helper()
+	svcs, err := spec.Parse("test.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Options{Services: svcs, StateDir: t.TempDir(), Admin: "127.0.0.1:0", Tick: 50 * time.Millisecond})
+	return svcs
+}
+
+// runDaemon runs a daemon for svcs until the returned stop is called (or
+// the test ends), with test defaults for what opts leaves unset: a fresh
+// state directory, an admin API on a free loopback port, 50ms ticks. It
+// returns once the daemon is ready, with a client acting as user "test".
+func runDaemon(t *testing.T, svcs []*spec.Service, opts Options) (*Daemon, *admin.Client, func()) {
+	t.Helper()
+	opts.Services = svcs
+	if opts.StateDir == "" {
+		opts.StateDir = t.TempDir()
+	}
+	if opts.Admin == "" {
+		opts.Admin = "127.0.0.1:0"
+	}
+	if opts.Tick == 0 {
+		opts.Tick = 50 * time.Millisecond
+	}
+	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
-	return d, admin.NewClient(d.AdminURL(), d.Token(), admin.WithUser("test")), listen
+	return d, admin.NewClient(d.AdminURL(), d.Token(), admin.WithUser("test")), stop
 }
 
 // load sends GETs to addr until stop is closed.

@@ -3,62 +3,45 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/rollout"
-	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
-// notifyReceiver records the notifications it is sent; it answers 500 while down.
-type notifyReceiver struct {
-	*httptest.Server
-	mu     sync.Mutex
-	bodies []map[string]any
-	down   atomic.Bool
-}
-
-func startNotifyReceiver(t *testing.T) *notifyReceiver {
-	r := &notifyReceiver{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.down.Load() {
-			http.Error(w, "down", http.StatusInternalServerError)
-			return
-		}
-		b, _ := io.ReadAll(req.Body)
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Errorf("notification is not JSON: %q", b)
-		}
-		r.mu.Lock()
-		r.bodies = append(r.bodies, m)
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-// texts returns each notification's "text" (Slack) or "kind" (webhook).
-func (r *notifyReceiver) field(name string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// field returns the string field name of every JSON body r accepted
+// ("text" for Slack, "kind" for a webhook notification); calls it answered
+// while down were not delivered.
+func field(t *testing.T, r *receiver, name string) []string {
 	var out []string
-	for _, b := range r.bodies {
-		s, _ := b[name].(string)
+	for _, c := range r.received() {
+		if c.status/100 != 2 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(c.body, &m); err != nil {
+			t.Errorf("notification is not JSON: %q", c.body)
+			continue
+		}
+		s, _ := m[name].(string)
 		out = append(out, s)
 	}
 	return out
+}
+
+// setDown makes r answer 503 (down) or 200.
+func setDown(r *receiver, down bool) {
+	if down {
+		r.status.Store(http.StatusServiceUnavailable)
+	} else {
+		r.status.Store(http.StatusOK)
+	}
 }
 
 const notifiedService = `apiVersion: switchyard.dev/v1alpha1
@@ -82,32 +65,8 @@ spec:
 // runNotified runs a daemon on stateDir until the returned stop is called.
 func runNotified(t *testing.T, doc, stateDir string) (*admin.Client, func()) {
 	t.Helper()
-	svcs, err := spec.Parse("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Services: svcs, StateDir: stateDir, Admin: "127.0.0.1:0", Tick: 50 * time.Millisecond,
-		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return admin.NewClient(d.AdminURL(), d.Token(), admin.WithUser("alice")), stop
+	_, c, stop := runDaemon(t, parseDoc(t, doc), Options{StateDir: stateDir, EgressAllow: loopback})
+	return c, stop
 }
 
 // TestNotificationsSurviveRestart: events that could not be delivered
@@ -116,7 +75,7 @@ func runNotified(t *testing.T, doc, stateDir string) (*admin.Client, func()) {
 // blocks with a text fallback, the webhook the event as JSON.
 func TestNotificationsSurviveRestart(t *testing.T) {
 	blue, green := startApp(t, "blue"), startApp(t, "green")
-	slack, audit := startNotifyReceiver(t), startNotifyReceiver(t)
+	slack, audit := startReceiver(t), startReceiver(t)
 	slackFile := filepath.Join(t.TempDir(), "slack-url")
 	if err := os.WriteFile(slackFile, []byte(slack.URL+"/services/T000/B000/secret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -126,8 +85,8 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	state := t.TempDir()
 
 	c, stop := runNotified(t, doc, state)
-	slack.down.Store(true)
-	audit.down.Store(true)
+	setDown(slack, true)
+	setDown(audit, true)
 	ctx := context.Background()
 	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
 		t.Fatal(err)
@@ -138,19 +97,19 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	}, "the canary at its pause")
 	stop()
 
-	slack.down.Store(false)
-	audit.down.Store(false)
+	setDown(slack, false)
+	setDown(audit, false)
 	c, _ = runNotified(t, doc, state)
 	if _, err := c.Promote(ctx, "web", false); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"deploy", "step", "step", "switched", "promoted"}
-	testenv.WaitFor(t, 20*time.Second, func() bool { return containsInOrder(audit.field("kind"), want) }, "every event at the webhook: "+strings.Join(audit.field("kind"), ","))
+	testenv.WaitFor(t, 20*time.Second, func() bool { return containsInOrder(field(t, audit, "kind"), want) }, "every event at the webhook: "+strings.Join(field(t, audit, "kind"), ","))
 	expected, got := map[string]int{}, map[string]int{}
 	for _, k := range want {
 		expected[k]++
 	}
-	for _, k := range audit.field("kind") {
+	for _, k := range field(t, audit, "kind") {
 		got[k]++
 	}
 	for k, n := range got {
@@ -159,12 +118,15 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 		}
 	}
 	testenv.WaitFor(t, 20*time.Second, func() bool {
-		texts := slack.field("text")
+		texts := field(t, slack, "text")
 		return len(texts) > 0 && strings.Contains(texts[len(texts)-1], "promoted")
 	}, "the promotion in Slack")
-	slack.mu.Lock()
-	first := slack.bodies[0]
-	slack.mu.Unlock()
+	var first map[string]any
+	for _, c := range slack.received() {
+		if c.status/100 == 2 && json.Unmarshal(c.body, &first) == nil {
+			break // the first delivered, not an attempt answered while down
+		}
+	}
 	if blocks, ok := first["blocks"].([]any); !ok || len(blocks) == 0 || !strings.HasPrefix(first["text"].(string), "web deploy") {
 		t.Errorf("Slack payload %v, want blocks and a text fallback starting with the service and event", first)
 	}

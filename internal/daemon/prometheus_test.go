@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/rollout"
-	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
@@ -51,26 +49,9 @@ func startPromDaemon(t *testing.T, doc string) (*Daemon, *admin.Client, string, 
 	t.Helper()
 	adminAddr, listen := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	prom := testenv.StartPrometheus(t, 500*time.Millisecond, adminAddr)
-	svcs, err := spec.Parse("test.yaml", []byte(strings.NewReplacer("LISTEN", listen, "PROM", prom.URL()).Replace(doc)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Services: svcs, StateDir: t.TempDir(), Admin: adminAddr, Tick: 50 * time.Millisecond,
-		EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
-	return d, admin.NewClient(d.AdminURL(), d.Token(), admin.WithUser("test")), listen, prom
+	svcs := parseDoc(t, strings.NewReplacer("LISTEN", listen, "PROM", prom.URL()).Replace(doc))
+	d, c, _ := runDaemon(t, svcs, Options{Admin: adminAddr, EgressAllow: loopback})
+	return d, c, listen, prom
 }
 
 // TestPrometheusCheckRollsBackBadVersion: a canary failing 5% of its
@@ -138,11 +119,7 @@ func TestPrometheusDownPausesNeverPromotes(t *testing.T) {
 		return err == nil && st.Weights["green"] == 50
 	}, "the canary at 50%")
 	prom.Stop(syscall.SIGTERM)
-	testenv.WaitFor(t, 30*time.Second, func() bool {
-		var err error
-		st, err = c.Service(ctx, "web")
-		return err == nil && (st.Phase == rollout.PhasePaused || st.LastRollout != nil)
-	}, "the rollout to pause")
+	st = waitPausedOrEnded(t, c)
 	if st.LastRollout != nil || st.Phase != rollout.PhasePaused || st.Weights["green"] != 50 {
 		t.Fatalf("with Prometheus down: phase %s, weights %v, last rollout %+v; want paused at 50%%, not promoted", st.Phase, st.Weights, st.LastRollout)
 	}
@@ -169,28 +146,12 @@ func TestPrometheusOnLoopbackRefused(t *testing.T) {
 	blue, green := startApp(t, "blue"), startApp(t, "green")
 	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(), "PAUSE", "4s",
 		"LISTEN", testenv.FreeAddr(t), "PROM", "http://127.0.0.1:9").Replace(promService)
-	svcs, err := spec.Parse("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(Options{Services: svcs, StateDir: t.TempDir(), Admin: "127.0.0.1:0", Tick: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
-	c := admin.NewClient(d.AdminURL(), d.Token())
+	_, c, _ := runDaemon(t, parseDoc(t, doc), Options{}) // no allowlist: loopback is refused
+	ctx := context.Background()
 	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
 		t.Fatal(err)
 	}
-	var st admin.ServiceStatus
-	testenv.WaitFor(t, 30*time.Second, func() bool {
-		st, err = c.Service(ctx, "web")
-		return err == nil && (st.Phase == rollout.PhasePaused || st.LastRollout != nil)
-	}, "the rollout to pause")
+	st := waitPausedOrEnded(t, c)
 	if st.LastRollout != nil {
 		t.Fatalf("with Prometheus refused: last rollout %+v, want paused, never promoted", st.LastRollout)
 	}
@@ -201,4 +162,16 @@ func TestPrometheusOnLoopbackRefused(t *testing.T) {
 	if !found {
 		t.Errorf("verdicts %+v, want an error saying the destination was refused", st.LastVerdicts)
 	}
+}
+
+// waitPausedOrEnded waits until web's rollout paused or ended.
+func waitPausedOrEnded(t *testing.T, c *admin.Client) admin.ServiceStatus {
+	t.Helper()
+	var st admin.ServiceStatus
+	testenv.WaitFor(t, 30*time.Second, func() bool {
+		var err error
+		st, err = c.Service(context.Background(), "web")
+		return err == nil && (st.Phase == rollout.PhasePaused || st.LastRollout != nil)
+	}, "the rollout to pause or end")
+	return st
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/hook"
 	"github.com/switchyard/switchyard/internal/rollout"
-	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
@@ -59,6 +57,7 @@ type receiver struct {
 type call struct {
 	header http.Header
 	body   []byte
+	status int // what the receiver answered
 }
 
 func startReceiver(t *testing.T) *receiver {
@@ -66,10 +65,11 @@ func startReceiver(t *testing.T) *receiver {
 	r.status.Store(http.StatusOK)
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
+		status := int(r.status.Load())
 		r.mu.Lock()
-		r.calls = append(r.calls, call{req.Header.Clone(), b})
+		r.calls = append(r.calls, call{req.Header.Clone(), b, status})
 		r.mu.Unlock()
-		w.WriteHeader(int(r.status.Load()))
+		w.WriteHeader(status)
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(r.Close)
@@ -89,32 +89,14 @@ func startWebhookDaemon(t *testing.T, webhooks string, allow bool) *admin.Client
 	blue, green := startApp(t, "blue"), startApp(t, "green")
 	listen := testenv.FreeAddr(t)
 	doc := strings.NewReplacer("BLUE", blue.addr(), "GREEN", green.addr(), "LISTEN", listen, "WEBHOOKS", webhooks).Replace(webhookService)
-	svcs, err := spec.Parse("test.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{Services: svcs, StateDir: t.TempDir(), Admin: "127.0.0.1:0", Tick: 50 * time.Millisecond}
+	var opts Options
 	if allow {
-		opts.EgressAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		opts.EgressAllow = loopback
 	}
-	d, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
+	_, c, _ := runDaemon(t, parseDoc(t, doc), opts)
 	stop := make(chan struct{})
-	t.Cleanup(func() {
-		close(stop)
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	testenv.WaitFor(t, 10*time.Second, func() bool { return d.AdminURL() != "" && d.readyErr() == nil }, "the daemon to be ready")
+	t.Cleanup(func() { close(stop) })
 	load(t, listen, stop)
-	c := admin.NewClient(d.AdminURL(), d.Token(), admin.WithUser("test"))
 	if _, err := c.Deploy(context.Background(), "web", admin.DeployRequest{Version: "green"}); err != nil {
 		t.Fatal(err)
 	}
