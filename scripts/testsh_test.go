@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/internal/testenv"
 )
 
 // TestTestShExitCodes runs scripts/test.sh the ways that skip a pass
@@ -13,9 +15,7 @@ import (
 // its exit code and its closing line: an all-pass run exits 0, a failing
 // one 1, a bad option 2.
 func TestTestShExitCodes(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash not installed")
-	}
+	testenv.RequireBinary(t, "bash") // a failure under CI=true, never a silent skip
 	for _, tc := range []struct {
 		name     string
 		args     []string

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
+	"github.com/switchyard/switchyard/internal/testenv"
 )
 
 // service returns a service whose validateService hook is a shell script
@@ -131,13 +132,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's child sleep (pid %d) is still running after the timeout", pid)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising
-	}
+	testenv.WaitFor(t, 5*time.Second, func() bool { return !alive(pid) }, "the hook's child sleep to be killed with its process group")
 }
 
 // alive reports whether pid runs (a zombie waiting for its reaper does not).
