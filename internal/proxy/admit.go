@@ -68,17 +68,13 @@ func (p *Proxy) admit(tbl *table, r request, contentLength int64, start time.Tim
 	return admission{ver: v, target: t, newID: id == ""}
 }
 
-// admitLoad routes a request of the load generator to the canary. It costs
-// well-formed traffic one atomic load while no generator runs.
+// admitLoad routes a request of the load generator to the canary. While
+// no generator runs it costs a request one string-length test.
 func (p *Proxy) admitLoad(tbl *table, r request, start time.Time, plainOnly bool) (admission, bool) {
-	if tbl.load == nil {
+	if tbl.loadToken == "" || tbl.canary == nil {
 		return admission{}, false
 	}
-	tok := tbl.load.Load()
-	if tok == nil || tbl.canary == nil {
-		return admission{}, false
-	}
-	if h, ok := r.headerValue(loadHeader); !ok || h != *tok {
+	if h, ok := r.headerValue(loadHeader); !ok || h != tbl.loadToken {
 		return admission{}, false
 	}
 	v := tbl.canary

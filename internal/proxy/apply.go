@@ -226,7 +226,7 @@ func (p *Proxy) commitService(pl *plan) {
 	}
 	s.spec = pl.in.Spec
 	s.comp = pl.comp
-	s.comp.load = &s.load
+	s.comp.loadToken = s.loadToken
 	p.health.Configure(name, pl.comp.health)
 	listed := make(map[string]bool)
 	for _, v := range pl.in.Spec.Versions {

@@ -59,11 +59,16 @@ func TestLoadGeneratorRouting(t *testing.T) {
 			}
 		}
 	}
+	// A reload builds a new compiled spec: the running generator's token stays.
+	mustApply(t, p, testService("web", "v1", ver("v1", stable), ver("v2", canary)))
+	if v := send(map[string]string{loadHeader: "secret"}); v != "v2" {
+		t.Fatalf("after a reload the generator's request went to %s, want the canary v2", v)
+	}
 	if v := send(map[string]string{loadHeader: "guess"}); v != "v1" {
 		t.Fatalf("a wrong token went to %s, want the stable v1", v)
 	}
-	if w := p.Window("web", "v2", time.Minute); w.Requests != 20 || w.Generated != 20 {
-		t.Errorf("canary window = %d requests, %d generated; want 20, 20", w.Requests, w.Generated)
+	if w := p.Window("web", "v2", time.Minute); w.Requests != 21 || w.Generated != 21 {
+		t.Errorf("canary window = %d requests, %d generated; want 21, 21", w.Requests, w.Generated)
 	}
 	if w := p.Window("web", "v1", time.Minute); w.Generated != 0 {
 		t.Errorf("stable window counts %d generated, want 0", w.Generated)

@@ -101,8 +101,9 @@ type service struct {
 	routing  rollout.Routing
 	table    atomic.Pointer[table]
 	lis      *listener
-	// load is the load generator's token while one runs (SetLoadToken).
-	load atomic.Pointer[string]
+	// loadToken is the load generator's token while one runs
+	// (SetLoadToken); it survives a reload's new compiled spec.
+	loadToken string
 }
 
 // New builds a Proxy with no services; Apply adds them.
@@ -417,11 +418,16 @@ func (p *Proxy) SetLoadToken(service, token string) error {
 	if s == nil {
 		return fmt.Errorf("set load token of %q: %w", service, ErrUnknownService)
 	}
-	if token == "" {
-		s.load.Store(nil)
-		return nil
+	// The token is part of the immutable table like every routing input:
+	// a new compiled copy carries it, and the table is rebuilt from it.
+	c := *s.comp
+	c.loadToken = token
+	s.comp, s.loadToken = &c, token
+	t, err := buildTable(s.comp, s.versions, s.routing)
+	if err != nil {
+		return fmt.Errorf("set load token of %q: %w", service, err)
 	}
-	s.load.Store(&token)
+	s.table.Store(t)
 	return nil
 }
 

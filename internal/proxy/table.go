@@ -40,9 +40,9 @@ type compiled struct {
 	trusted []netip.Prefix
 	sticky  *stickyConfig
 	health  *health.Config
-	// load points at the service's load-generator token (nil: none runs),
-	// shared by every table the service publishes.
-	load            *atomic.Pointer[string]
+	// loadToken is the load generator's token while one runs (SetLoadToken);
+	// "" when none does, the only case the hot path then pays for.
+	loadToken       string
 	maxBody         int64
 	versionHeader   string
 	retries         int
