@@ -503,14 +503,10 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 	}
 }
 
-// routerFor returns what moves svc's traffic, by spec.trafficRouter.
-func (d *Daemon) routerFor(svc *spec.Service) (runner.Router, runner.Targets) {
-	switch tr := svc.Spec.TrafficRouter; {
-	case tr.Proxy != nil:
-		return d.builtin, d.builtin
-	}
-	// Unreachable for a validated spec (exactly one router is set); the
-	// built-in proxy is the default router.
+// routerFor returns what moves svc's traffic, by spec.trafficRouter. The
+// built-in proxy (trafficRouter.proxy, which Default sets) is the only
+// router yet; Validate refuses a spec without one, so nothing else gets here.
+func (d *Daemon) routerFor(*spec.Service) (runner.Router, runner.Targets) {
 	return d.builtin, d.builtin
 }
 

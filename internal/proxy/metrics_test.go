@@ -170,7 +170,8 @@ func TestWindowSketchAccuracy(t *testing.T) {
 	}
 }
 
-// TestCompletedWindow: an analysis window counts whole seconds that have
+// TestCompletedWindow: the window arithmetic CompletedWindow uses (sample
+// ending at the last completed second) counts whole seconds that have
 // ended, so a check of interval d sees d seconds of traffic, never the
 // current second's part.
 func TestCompletedWindow(t *testing.T) {

@@ -141,7 +141,6 @@ type Runner struct {
 	err     error
 
 	// owned by the runner goroutine
-	registered      map[string]bool
 	stopAnalysis    func()
 	analysisRollout uint64
 	analysisWeight  int
@@ -188,7 +187,6 @@ func New(opts Options, svc *spec.Service, m *rollout.Machine, st rollout.State) 
 		machine:       m,
 		state:         st,
 		pendingHealth: map[string]rollout.VersionHealth{},
-		registered:    map[string]bool{},
 		inflight:      map[asyncKey]context.CancelFunc{},
 	}
 }
@@ -435,9 +433,7 @@ func (r *Runner) persist(ctx context.Context, st rollout.State, acts []rollout.A
 func (r *Runner) register(version string, targets []string) {
 	if err := r.opts.Targets.SetVersion(r.name, version, targets); err != nil {
 		r.opts.Log.Error("register version failed", "service", r.name, "version", version, "err", err)
-		return
 	}
-	r.registered[version] = true
 }
 
 // execute runs actions in order and returns the feedback events of the
@@ -599,11 +595,9 @@ func (r *Runner) retire(version string) {
 		}
 	}
 	if err := r.opts.Targets.RemoveVersion(r.name, version); err != nil {
-		// Still registered (e.g. it still carries traffic): keep it known.
+		// Still registered (e.g. it still carries traffic).
 		r.opts.Log.Warn("retire version failed", "service", r.name, "version", version, "err", err)
-		return
 	}
-	delete(r.registered, version)
 }
 
 func rolloutID(st rollout.State) uint64 {
