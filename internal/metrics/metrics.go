@@ -97,3 +97,28 @@ func (s Sources) For(provider string) (Source, error) {
 	}
 	return nil, fmt.Errorf("no metric source for provider %q (known: %v)", provider, known)
 }
+
+// Second is one completed second of one version's traffic.
+type Second struct {
+	// Unix is the second (Unix time) the window covers.
+	Unix int64
+	Sample
+}
+
+// Seconds is what a SecondSource returned: every version's completed
+// seconds in (after, Through], oldest first. A second without traffic may
+// be left out; a second after Through is not complete yet.
+type Seconds struct {
+	Through int64
+	By      map[string][]Second
+}
+
+// SecondSource gives versions' completed one-second windows one by one,
+// with one cut across the versions, for the sequential judge, which must
+// count every second once and compare versions over the same seconds.
+// Latency sketches of every second use the same mapping (they merge).
+type SecondSource interface {
+	// Seconds returns the completed seconds after the Unix second after (as
+	// far back as the source keeps; 0 means as far back as it can).
+	Seconds(ctx context.Context, service string, versions []string, after int64) (Seconds, error)
+}

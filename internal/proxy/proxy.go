@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard/switchyard/internal/health"
+	sources "github.com/switchyard/switchyard/internal/metrics"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -445,6 +446,37 @@ func (p *Proxy) Window(name, ver string, d time.Duration) Sample {
 // to whole seconds.
 func (p *Proxy) CompletedWindow(name, ver string, d time.Duration) Sample {
 	return p.window(name, ver, d, 1)
+}
+
+// secondGrace is how long after a second ends it counts as complete: a
+// request that ended in it may be recorded a moment later.
+const secondGrace = 50 * time.Millisecond
+
+// Seconds implements metrics.SecondSource: the completed one-second windows
+// of each version after the Unix second after (at most the ring's 120 s).
+// Unknown services and versions have none.
+func (p *Proxy) Seconds(_ context.Context, name string, vers []string, after int64) (sources.Seconds, error) {
+	through := time.Now().Add(-secondGrace).Unix() - 1
+	out := sources.Seconds{Through: through, By: make(map[string][]sources.Second, len(vers))}
+	from := max(after+1, through-windowSlots+2)
+	p.mu.Lock()
+	st := make(map[string]*stats, len(vers))
+	if s := p.services[name]; s != nil {
+		for _, ver := range vers {
+			if v := s.versions[ver]; v != nil {
+				st[ver] = v.stats
+			}
+		}
+	}
+	p.mu.Unlock()
+	for ver, s := range st {
+		for sec := from; sec <= through; sec++ {
+			if w, ok := s.second(sec); ok {
+				out.By[ver] = append(out.By[ver], sources.Second{Unix: sec, Sample: w})
+			}
+		}
+	}
+	return out, nil
 }
 
 func (p *Proxy) window(name, ver string, d time.Duration, back int64) Sample {

@@ -161,3 +161,23 @@ func (s *stats) sample(nowSec int64, d time.Duration) Sample {
 	}
 	return out
 }
+
+// second returns the window of one second, and whether the ring still holds it.
+func (s *stats) second(sec int64) (Sample, bool) {
+	w := &s.slots[uint64(sec)%windowSlots]
+	if w.sec.Load() != sec {
+		return Sample{}, false
+	}
+	sk := ddsketch.NewDDSketch(s.lm.m, store.NewDenseStore(), store.NewDenseStore())
+	out := Sample{Latency: sk, Since: time.Unix(sec, 0),
+		Requests: w.requests.Load(), Errors: w.errors.Load(), Generated: w.generated.Load()}
+	for i := range w.buckets {
+		if c := w.buckets[i].Load(); c != 0 {
+			_ = sk.AddWithCount(s.lm.m.Value(i+s.lm.offset), float64(c))
+		}
+	}
+	if w.sec.Load() != sec { // the ring wrapped round while we read
+		return Sample{}, false
+	}
+	return out, true
+}
