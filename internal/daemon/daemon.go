@@ -84,6 +84,9 @@ type Daemon struct {
 	// routers by spec.trafficRouter kind; analyzer reads every metric source.
 	builtin  *builtin.Router
 	analyzer runner.Analyzer
+	// judge is the sequential judge (one of analyzer's), which also keeps
+	// every service's baseline.
+	judge *runner.Judge
 	// webhooks calls spec.webhooks through the egress policy.
 	webhooks *hook.Webhooks
 	reg      *prometheus.Registry
@@ -184,15 +187,19 @@ func New(opts Options) (*Daemon, error) {
 		hub:      newHub(),
 		token:    token,
 		builtin:  builtin.New(px),
-		analyzer: runner.NewChecks(metrics.Sources{
-			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
-		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px),
+		judge: runner.NewJudge(func(*spec.Service) metrics.SecondSource { return px }),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_rollouts_total",
 			Help: "Finished rollouts by service and result (promoted, rolled-back, aborted).",
 		}, []string{"service", "result"}),
+	}
+	d.analyzer = runner.Analyzers{
+		runner.NewChecks(metrics.Sources{
+			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
+		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px),
+		d.judge,
 	}
 	reg.MustRegister(d.rolloutsTotal)
 	hc.OnChange(d.healthChanged)
@@ -451,6 +458,12 @@ func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
 		d.services[name] = &serviceEntry{runner: r, cancel: cancel}
 		d.mu.Unlock()
 		d.runners.Go(func() { r.Run(rctx) })
+		d.runners.Go(func() {
+			d.judge.Watch(rctx, name, func() (*spec.Service, string) {
+				svc, st := r.Snapshot()
+				return svc, st.Stable
+			})
+		})
 		if err := r.WaitStarted(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
 		}

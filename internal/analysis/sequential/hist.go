@@ -156,3 +156,26 @@ func (h *hist) buckets() []Bucket {
 	}
 	return out
 }
+
+// Add merges o into w.
+func (w *Window) Add(o Window) {
+	w.Requests += o.Requests
+	w.Errors += o.Errors
+	if len(o.Latency) == 0 {
+		return
+	}
+	out := make([]Bucket, 0, len(w.Latency)+len(o.Latency))
+	a, b := w.Latency, o.Latency
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].Index < b[0].Index:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].Index < a[0].Index:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out = append(out, Bucket{Index: a[0].Index, Count: a[0].Count + b[0].Count})
+			a, b = a[1:], b[1:]
+		}
+	}
+	w.Latency = out
+}

@@ -267,6 +267,12 @@ func (j *Judge) Observe(sec int64, canary, stable Window) (Decision, bool) {
 		return Decision{}, false
 	}
 	if st.Start == 0 {
+		if canary.Requests == 0 {
+			// Not started: the judge's clock starts with the canary's
+			// first request (a health gate or preview has none).
+			j.count(Window{}, stable)
+			return Decision{}, false
+		}
 		st.Start = sec
 	}
 	st.Last = sec
