@@ -187,7 +187,7 @@ func New(opts Options) (*Daemon, error) {
 		hub:      newHub(),
 		token:    token,
 		builtin:  builtin.New(px),
-		judge: runner.NewJudge(func(*spec.Service) metrics.SecondSource { return px }),
+		judge:    runner.NewJudge(func(*spec.Service) metrics.SecondSource { return px }),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
