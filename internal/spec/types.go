@@ -258,7 +258,9 @@ type BlueGreen struct {
 
 // Analysis checks metrics every Interval; Threshold failed checks roll back.
 type Analysis struct {
-	// Interval is the time between two checks of every metric.
+	// Interval is the time between two checks of every metric (default
+	// 1m); with judge: sequential, how often the judge records its evidence
+	// and lets a step end (default 10s; it decides every second).
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Threshold is how many failed checks roll the rollout back (at least 1).
 	Threshold int `json:"threshold,omitempty" range:"1,1000"`
