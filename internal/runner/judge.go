@@ -293,6 +293,17 @@ func (b *baseline) add(version string, s metrics.Second) {
 	b.minutes[len(b.minutes)-1].w.Add(judgeWindow(s.Sample))
 }
 
+// trim forgets the minutes that ended before since.
+func (b *baseline) trim(since time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := 0
+	for i < len(b.minutes) && b.minutes[i].unix+60 <= since.Unix() {
+		i++
+	}
+	b.minutes = slices.Delete(b.minutes, 0, i)
+}
+
 // window merges version's minutes since since.
 func (b *baseline) window(version string, since time.Time) sequential.Window {
 	var w sequential.Window
@@ -310,9 +321,9 @@ func (b *baseline) window(version string, since time.Time) sequential.Window {
 }
 
 // Watch keeps the baseline of a service: every second, the stable
-// version's completed seconds, until ctx ends. stable says which version
-// is stable now; spec returns the service's spec in force (whose
-// analysis.sequential.baselineWindow bounds what is kept).
+// version's completed seconds, until ctx ends. stable returns the
+// service's spec in force (whose analysis.sequential.baselineWindow, 30m
+// by default, bounds what is kept) and the version stable now.
 func (j *Judge) Watch(ctx context.Context, service string, stable func() (*spec.Service, string)) {
 	b := &baseline{}
 	j.mu.Lock()
@@ -349,6 +360,11 @@ func (j *Judge) Watch(ctx context.Context, service string, stable func() (*spec.
 			}
 		}
 		after = max(after, secs.Through)
+		keep := spec.DefaultBaselineWindow
+		if a := svc.Spec.Analysis; a != nil && a.Sequential != nil && a.Sequential.BaselineWindow.Duration > 0 {
+			keep = a.Sequential.BaselineWindow.Duration
+		}
+		b.trim(time.Now().Add(-keep))
 	}
 }
 

@@ -123,3 +123,26 @@ func TestJudgeRollsBackAndCarriesOn(t *testing.T) {
 		t.Fatal("a new rollout reused the previous rollout's judge")
 	}
 }
+
+// TestBaselineKeepsTheWindow: the baseline merges the stable version's
+// minutes in the window, not another version's, and forgets older ones.
+func TestBaselineKeepsTheWindow(t *testing.T) {
+	var b baseline
+	sk, _ := ddsketch.NewDefaultDDSketch(0.015)
+	_ = sk.AddWithCount(0.1, 10)
+	now := time.Now().Unix()
+	for _, x := range []struct {
+		v   string
+		ago int64
+	}{{"blue", 3600}, {"blue", 120}, {"green", 60}, {"blue", 5}} {
+		b.add(x.v, metrics.Second{Unix: now - x.ago, Sample: metrics.Sample{Requests: 10, Errors: 1, Latency: sk}})
+	}
+	b.trim(time.Now().Add(-30 * time.Minute))
+	if len(b.minutes) != 3 {
+		t.Fatalf("after trimming to 30m: %d minutes kept, want 3", len(b.minutes))
+	}
+	w := b.window("blue", time.Now().Add(-30*time.Minute))
+	if w.Requests != 20 || w.Errors != 2 || len(w.Latency) != 1 || w.Latency[0].Count != 20 {
+		t.Fatalf("blue's baseline: %+v, want 20 requests of the last 30m", w)
+	}
+}
