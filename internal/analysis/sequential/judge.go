@@ -69,6 +69,12 @@ type Config struct {
 	// NoPromotion keeps the judge watching for regressions without ever
 	// promoting (error-control simulations).
 	NoPromotion bool
+	// Phases is the most phases (weights) the promotion comparison is
+	// split into. Each phase compares the versions over its own seconds
+	// only, so a latency or error rate that drifts during a ramp (whose
+	// canary traffic comes later than stable's) biases neither; the
+	// promotion α is split evenly over the phases. 0 or 1: one phase.
+	Phases int
 }
 
 // Defaults are the design note's.
@@ -166,6 +172,21 @@ type State struct {
 	Stable  tally      `json:"stable"`
 	Decided *Decision  `json:"decided,omitempty"`
 	Held    bool       `json:"held,omitempty"`
+	// Phase counts NewPhase calls; PCanary and PStable are the versions'
+	// counts in the current phase, which promotion compares.
+	Phase   int   `json:"phase,omitempty"`
+	PCanary phase `json:"pcanary"`
+	PStable phase `json:"pstable"`
+}
+
+// phase is one version's counts in the current promotion phase.
+type phase struct {
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// Slow counts requests slower than the slow threshold among the
+	// SlowOf requests counted since it was frozen.
+	Slow   int64 `json:"slow"`
+	SlowOf int64 `json:"slowOf"`
 }
 
 // Judge runs the tests of one rollout. Not safe for concurrent use.
@@ -246,6 +267,18 @@ func (j *Judge) freeze(h *hist) {
 	j.st.Canary.Since, j.st.Stable.Since = 0, 0
 }
 
+// NewPhase starts a new promotion phase (a new weight): the promotion
+// bounds compare the versions over the seconds from now on. The rollback
+// tests are not affected. After Phases phases it does nothing: the last
+// phase goes on.
+func (j *Judge) NewPhase() {
+	if j.st.Phase+1 >= max(j.cfg.Phases, 1) {
+		return
+	}
+	j.st.Phase++
+	j.st.PCanary, j.st.PStable = phase{}, phase{}
+}
+
 // Decided returns the decision, if a test fired.
 func (j *Judge) Decided() (Decision, bool) {
 	if j.st.Decided == nil {
@@ -290,16 +323,21 @@ func (j *Judge) count(c, s Window) {
 	frozen := st.Base.Thresholds != nil
 	for _, x := range []struct {
 		t *tally
+		p *phase
 		w Window
-	}{{&st.Canary, c}, {&st.Stable, s}} {
+	}{{&st.Canary, &st.PCanary, c}, {&st.Stable, &st.PStable, s}} {
 		x.t.Requests += x.w.Requests
 		x.t.Errors += x.w.Errors
 		x.t.Hist.add(x.w.Latency)
+		x.p.Requests += x.w.Requests
+		x.p.Errors += x.w.Errors
 		if frozen {
 			x.t.Since += x.w.Requests
 			for i, th := range st.Base.Thresholds {
 				x.t.Exceed[i] += above(x.w.Latency, th)
 			}
+			x.p.SlowOf += x.w.Requests
+			x.p.Slow += above(x.w.Latency, st.Base.Thresholds[st.Base.Slow])
 		}
 	}
 	switch {
@@ -451,10 +489,10 @@ func (b bounds) within(marginPoints float64) bool {
 // baseline stands in for the stable version.
 func (j *Judge) promotionBounds() (errs, slow bounds, ok bool) {
 	st, cfg := &j.st, j.cfg
-	if st.Base.Thresholds == nil || st.Canary.Requests == 0 {
+	if st.Base.Thresholds == nil || st.PCanary.Requests == 0 {
 		return bounds{}, bounds{}, false
 	}
-	a := cfg.AlphaPromotion / 4
+	a := cfg.AlphaPromotion / 4 / float64(max(cfg.Phases, 1))
 	rate := func(bad, n int64, p0 float64, upper bool) float64 {
 		pa, pb := prior(p0)
 		lo, hi := betaBinomial(bad, n, pa, pb, a)
@@ -463,22 +501,23 @@ func (j *Judge) promotionBounds() (errs, slow bounds, ok bool) {
 		}
 		return lo
 	}
-	sErr, sN := st.Stable.Errors, st.Stable.Requests
+	pc, ps := &st.PCanary, &st.PStable
+	sErr, sN := ps.Errors, ps.Requests
 	if sN == 0 {
 		sErr, sN = st.Base.Errors, st.Base.Requests
 	}
 	p0 := float64(sErr) / float64(max(sN, 1))
-	errs = bounds{CanaryUpper: rate(st.Canary.Errors, st.Canary.Requests, p0, true), StableLower: rate(sErr, sN, p0, false)}
+	errs = bounds{CanaryUpper: rate(pc.Errors, pc.Requests, p0, true), StableLower: rate(sErr, sN, p0, false)}
 	i := st.Base.Slow
-	sSlow, sSince := st.Stable.Exceed[i], st.Stable.Since
-	if sSince == 0 {
-		sSlow, sSince = int64(math.Round(st.Base.Rates[i]*float64(st.Base.RateN))), st.Base.RateN
+	sSlow, sOf := ps.Slow, ps.SlowOf
+	if sOf == 0 {
+		sSlow, sOf = int64(math.Round(st.Base.Rates[i]*float64(st.Base.RateN))), st.Base.RateN
 	}
 	p1 := st.Base.Rates[i]
-	if st.Canary.Since == 0 {
+	if pc.SlowOf == 0 {
 		return errs, bounds{CanaryUpper: 1}, true
 	}
-	slow = bounds{CanaryUpper: rate(st.Canary.Exceed[i], st.Canary.Since, p1, true), StableLower: rate(sSlow, sSince, p1, false)}
+	slow = bounds{CanaryUpper: rate(pc.Slow, pc.SlowOf, p1, true), StableLower: rate(sSlow, sOf, p1, false)}
 	return errs, slow, true
 }
 
@@ -489,8 +528,8 @@ func (j *Judge) promotion(sec int64) (Decision, bool) {
 	}
 	st := &j.st
 	return Decision{Kind: Promote, Test: "non-inferiority", At: sec, Reason: fmt.Sprintf(
-		"after %d canary requests over %s, the canary's error rate is at most %s against stable's at least %s (margin %s points), and its share of requests slower than %s (the baseline's %s) at most %s against %s (margin %s points)",
-		st.Canary.Requests, time.Duration(sec-st.Start+1)*time.Second, pctf(errs.CanaryUpper), pctf(errs.StableLower), num(j.cfg.ErrorMargin),
+		"after %d canary requests over %s (%d at this weight), the canary's error rate is at most %s against stable's at least %s (margin %s points), and its share of requests slower than %s (the baseline's %s) at most %s against %s (margin %s points)",
+		st.Canary.Requests, time.Duration(sec-st.Start+1)*time.Second, st.PCanary.Requests, pctf(errs.CanaryUpper), pctf(errs.StableLower), num(j.cfg.ErrorMargin),
 		ms(BucketValue(st.Base.Thresholds[st.Base.Slow])), quantileName(j.cfg.Quantiles[st.Base.Slow]),
 		pctf(slow.CanaryUpper), pctf(slow.StableLower), num(j.cfg.SlowMargin))}, true
 }
