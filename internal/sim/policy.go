@@ -1,0 +1,170 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/analysis/sequential"
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
+)
+
+// Judges a Policy can simulate.
+const (
+	// JudgeSequential is the sequential judge on Switchyard's ramp.
+	JudgeSequential = spec.JudgeSequential
+	// JudgeThresholds is Switchyard's threshold checks (analysis.metrics).
+	JudgeThresholds = spec.JudgeThresholds
+	// JudgeFlagger is Flagger's threshold checks and schedule.
+	JudgeFlagger = "flagger"
+)
+
+// Policy is how a simulated rollout moves traffic and is judged.
+type Policy struct {
+	Judge string
+	// Strategy and Steps are the rollout's compiled steps (rollout.Machine
+	// Steps): the weights and pauses of the sequential and threshold
+	// judges. Flagger's schedule is its own.
+	Strategy rollout.StrategyKind
+	Steps    []rollout.Step
+	// Sequential is the judge's configuration; Baseline how much stable
+	// traffic before the rollout it freezes thresholds from.
+	Sequential sequential.Config
+	Baseline   time.Duration
+	// Metrics, Threshold and ErrorLimit are Switchyard's threshold checks
+	// (built-in metrics only, defaulted by the spec).
+	Metrics    []spec.Metric
+	Threshold  int
+	ErrorLimit int
+	// Flagger is the Flagger judge's analysis block.
+	Flagger Flagger
+	// Limit ends a run without a decision.
+	Limit time.Duration
+	// Watch keeps a sequential judge observing after a hold (maxDuration),
+	// until Limit: error-control runs watch for an hour.
+	Watch bool
+}
+
+// Flagger is the part of a Flagger Canary's analysis block the Flagger
+// judge models, with the two built-in metrics.
+type Flagger struct {
+	Interval   time.Duration
+	Threshold  int
+	StepWeight int
+	MaxWeight  int
+	// MinSuccessRate is request-success-rate's thresholdRange.min (percent);
+	// MaxP99 request-duration's thresholdRange.max.
+	MinSuccessRate float64
+	MaxP99         time.Duration
+}
+
+// FlaggerDefaults is the Flagger configuration the design note compares
+// with: interval 1m, threshold 5, stepWeight 10, maxWeight 50, success
+// rate at least 99%, p99 at most 500 ms.
+func FlaggerDefaults() Flagger {
+	return Flagger{Interval: time.Minute, Threshold: 5, StepWeight: 10, MaxWeight: 50,
+		MinSuccessRate: 99, MaxP99: 500 * time.Millisecond}
+}
+
+// DefaultLimit is how long a run may go without a decision.
+const DefaultLimit = 2 * time.Hour
+
+// SequentialConfig is the judge's configuration from a defaulted
+// analysis.sequential block (nil: the judge's defaults).
+func SequentialConfig(q *spec.Sequential) sequential.Config {
+	c := sequential.Defaults()
+	if q == nil {
+		return c
+	}
+	set := func(dst *float64, v float64) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&c.AlphaRollback, q.AlphaRollback)
+	set(&c.AlphaLatency, q.AlphaLatency)
+	set(&c.AlphaPromotion, q.AlphaPromotion)
+	set(&c.ErrorMargin, q.ErrorMargin)
+	set(&c.SlowMargin, q.SlowMargin)
+	set(&c.Tolerance, q.Tolerance)
+	if len(q.Quantiles) > 0 {
+		c.Quantiles = slices.Clone(q.Quantiles)
+	}
+	if q.MinBaseline > 0 {
+		c.MinBaseline = int64(q.MinBaseline)
+	}
+	if q.MinExposure.Duration > 0 {
+		c.MinExposure = q.MinExposure.Duration
+	}
+	if q.MaxDuration.Duration > 0 {
+		c.MaxDuration = q.MaxDuration.Duration
+	}
+	return c
+}
+
+// ErrNotSimulated is returned for an analysis the simulation cannot model.
+var ErrNotSimulated = errors.New("cannot be simulated")
+
+// PolicyFor is the policy of a rollout of strategy kind of a defaulted,
+// validated service, with notes on what the simulation leaves out
+// (prometheus checks, hooks and gates taken as instant). A service without
+// analysis, or with only prometheus checks, returns ErrNotSimulated.
+func PolicyFor(svc *spec.Service, kind rollout.StrategyKind) (Policy, []string, error) {
+	m, err := rollout.New(svc)
+	if err != nil {
+		return Policy{}, nil, err
+	}
+	steps, err := m.Steps(kind)
+	if err != nil {
+		return Policy{}, nil, err
+	}
+	p := Policy{Strategy: kind, Steps: steps, Limit: DefaultLimit}
+	var notes []string
+	for _, st := range steps {
+		switch {
+		case st.Kind == rollout.StepHook, st.Kind == rollout.StepGate,
+			st.Kind == rollout.StepPause && st.Duration == 0:
+			notes = append(notes, "hooks, gates and pauses that wait for a person are taken as passing at once; the times below leave them out")
+		}
+		if len(notes) > 0 {
+			break
+		}
+	}
+	a := svc.Spec.Analysis
+	if a == nil {
+		return p, notes, fmt.Errorf("no analysis configured: nothing judges the new version, so there is no decision to simulate: %w", ErrNotSimulated)
+	}
+	var prom []string
+	for _, mt := range a.Metrics {
+		if mt.Provider == spec.ProviderPrometheus {
+			prom = append(prom, mt.Name)
+			continue
+		}
+		p.Metrics = append(p.Metrics, mt)
+	}
+	p.Threshold, p.ErrorLimit = a.Threshold, a.ConsecutiveErrorLimit
+	switch a.Judge {
+	case spec.JudgeSequential:
+		p.Judge = JudgeSequential
+		p.Sequential = SequentialConfig(a.Sequential)
+		p.Baseline = spec.DefaultBaselineWindow
+		if a.Sequential != nil && a.Sequential.BaselineWindow.Duration > 0 {
+			p.Baseline = a.Sequential.BaselineWindow.Duration
+		}
+		if len(a.Metrics) > 0 {
+			notes = append(notes, "the metrics checked beside the judge are not simulated")
+		}
+	default:
+		p.Judge = JudgeThresholds
+		if len(prom) > 0 {
+			notes = append(notes, fmt.Sprintf("prometheus checks cannot be simulated (%s); the simulation takes them as passing", strings.Join(prom, ", ")))
+		}
+		if len(p.Metrics) == 0 {
+			return p, notes, fmt.Errorf("only prometheus checks are configured (%s): their values come from queries the simulation cannot model: %w", strings.Join(prom, ", "), ErrNotSimulated)
+		}
+	}
+	return p, notes, nil
+}
