@@ -36,7 +36,10 @@ type Policy struct {
 	Baseline   time.Duration
 	// Metrics, Threshold and ErrorLimit are Switchyard's threshold checks
 	// (built-in metrics only, defaulted by the spec).
-	Metrics    []spec.Metric
+	Metrics []spec.Metric
+	// Gated: the service has threshold checks (any provider), which hold
+	// its pauses and switch until they pass (Timeline says so).
+	Gated      bool
 	Threshold  int
 	ErrorLimit int
 	// Flagger is the Flagger judge's analysis block.
@@ -135,7 +138,7 @@ func PolicyFor(svc *spec.Service, kind rollout.StrategyKind) (Policy, []string, 
 	}
 	a := svc.Spec.Analysis
 	if a == nil {
-		return p, notes, fmt.Errorf("no analysis configured: nothing judges the new version, so there is no decision to simulate: %w", ErrNotSimulated)
+		return p, notes, fmt.Errorf("%w: no analysis is configured, so nothing judges the new version", ErrNotSimulated)
 	}
 	var prom []string
 	for _, mt := range a.Metrics {
@@ -145,7 +148,7 @@ func PolicyFor(svc *spec.Service, kind rollout.StrategyKind) (Policy, []string, 
 		}
 		p.Metrics = append(p.Metrics, mt)
 	}
-	p.Threshold, p.ErrorLimit = a.Threshold, a.ConsecutiveErrorLimit
+	p.Threshold, p.ErrorLimit, p.Gated = a.Threshold, a.ConsecutiveErrorLimit, len(a.Metrics) > 0
 	switch a.Judge {
 	case spec.JudgeSequential:
 		p.Judge = JudgeSequential
@@ -159,11 +162,11 @@ func PolicyFor(svc *spec.Service, kind rollout.StrategyKind) (Policy, []string, 
 		}
 	default:
 		p.Judge = JudgeThresholds
+		if len(p.Metrics) == 0 {
+			return p, notes, fmt.Errorf("%w: only prometheus checks are configured (%s), and their values come from queries the simulation cannot model", ErrNotSimulated, strings.Join(prom, ", "))
+		}
 		if len(prom) > 0 {
 			notes = append(notes, fmt.Sprintf("prometheus checks cannot be simulated (%s); the simulation takes them as passing", strings.Join(prom, ", ")))
-		}
-		if len(p.Metrics) == 0 {
-			return p, notes, fmt.Errorf("only prometheus checks are configured (%s): their values come from queries the simulation cannot model: %w", strings.Join(prom, ", "), ErrNotSimulated)
 		}
 	}
 	return p, notes, nil

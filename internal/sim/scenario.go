@@ -65,8 +65,9 @@ func ms(d time.Duration) string {
 
 // Stat is a median and a 90th percentile (nearest rank).
 type Stat struct {
-	Median, P90 float64
-	N           int
+	Median float64 `json:"median"`
+	P90    float64 `json:"p90"`
+	N      int     `json:"n"`
 }
 
 func stat(xs []float64) Stat {
@@ -83,12 +84,16 @@ func stat(xs []float64) Stat {
 
 // Summary is what many runs of one scenario and policy did.
 type Summary struct {
-	Runs                          int
-	Rollbacks, Promotions, Others int
-	// Time is the time to a decision of the runs that decided; the
-	// exposure stats are over every run, up to its decision or its end.
-	Time                           Stat
-	CanaryRequests, Failed, Slowed Stat
+	Runs       int `json:"runs"`
+	Rollbacks  int `json:"rollbacks"`
+	Promotions int `json:"promotions"`
+	Others     int `json:"undecided"`
+	// Time (seconds) is the time to a decision of the runs that decided;
+	// the exposure stats are over every run, up to its decision or its end.
+	Time           Stat `json:"timeSeconds"`
+	CanaryRequests Stat `json:"canaryRequests"`
+	Failed         Stat `json:"failed"`
+	Slowed         Stat `json:"slowed"`
 }
 
 // Summarize summarizes outcomes.
