@@ -126,19 +126,20 @@ func PolicyFor(svc *spec.Service, kind rollout.StrategyKind) (Policy, []string, 
 	}
 	p := Policy{Strategy: kind, Steps: steps, Limit: DefaultLimit}
 	var notes []string
-	for _, st := range steps {
-		switch {
-		case st.Kind == rollout.StepHook, st.Kind == rollout.StepGate,
-			st.Kind == rollout.StepPause && st.Duration == 0:
-			notes = append(notes, "hooks, gates and pauses that wait for a person are taken as passing at once; the times below leave them out")
-		}
-		if len(notes) > 0 {
-			break
-		}
+	if slices.ContainsFunc(steps, func(st rollout.Step) bool {
+		return st.Kind == rollout.StepHook || st.Kind == rollout.StepGate || st.Kind == rollout.StepPause && st.Duration == 0
+	}) {
+		notes = append(notes, "hooks, gates and pauses that wait for a person are taken as passing at once; the times below leave them out")
 	}
 	a := svc.Spec.Analysis
 	if a == nil {
 		return p, notes, fmt.Errorf("%w: no analysis is configured, so nothing judges the new version", ErrNotSimulated)
+	}
+	if a.Breaker != nil {
+		notes = append(notes, "the breaker (analysis.breaker) is not simulated: it can only roll back sooner")
+	}
+	if a.Load != nil {
+		notes = append(notes, "the load generator (analysis.load) is not simulated: the rate is all the traffic")
 	}
 	var prom []string
 	for _, mt := range a.Metrics {
