@@ -337,7 +337,7 @@ Error control of the sequential judge at its defaults (αRollback 0.005 + αLate
   %d of %d runs.
 
 Regenerate with `+"`go run ./internal/sim/cmd/judgetable`"+` (flags: -runs, -seed, -aa,
--margin); `+"`go test ./internal/sim -run TestJudgeDoc -update`"+` rewrites this section.
+-margin, -alone); `+"`go test ./internal/sim -run TestJudgeDoc -update`"+` rewrites this section.
 `, human(ec.Watch), ec.AARollbacks, ec.AARuns, percent(ec.AARollbacks, ec.AARuns),
 		100*(svc.ErrorRate+0.005), 100*svc.ErrorRate, ec.MarginPromotions, ec.MarginRuns, percent(ec.MarginPromotions, ec.MarginRuns), ec.MarginRollbacks,
 		ec.AlonePromotions, ec.AloneRuns)
