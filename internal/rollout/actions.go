@@ -44,6 +44,9 @@ type StartAnalysis struct {
 	// Checkpoint is the sequential judge's last saved state (Reconcile
 	// after a restart, or a new weight).
 	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	// Phases are the weights the rollout's steps give the canary
+	// (JudgePhases): the judge splits its promotion comparison over them.
+	Phases []int `json:"phases,omitempty"`
 }
 
 // StopAnalysis stops the analysis started by StartAnalysis.

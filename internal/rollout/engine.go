@@ -361,7 +361,7 @@ func (t *txn) try(r *Run, st Step) bool {
 			if r.Analysis {
 				// A fresh analysis, so its first check measures a whole
 				// interval at the new weight.
-				t.emit(StartAnalysis{Rollout: r.ID, Canary: r.Version, Stable: r.From, Weight: st.Weight, Checkpoint: r.JudgeCheckpoint})
+				t.emit(StartAnalysis{Rollout: r.ID, Canary: r.Version, Stable: r.From, Weight: st.Weight, Checkpoint: r.JudgeCheckpoint, Phases: JudgePhases(r.Steps)})
 			}
 		}
 		return true
@@ -585,7 +585,7 @@ func (t *txn) start(v string, kind StrategyKind, by, why string) error {
 	s.Phase = PhaseProgressing
 	t.emit(RegisterVersion{Version: v, Targets: slices.Clone(s.Versions[v])})
 	if r.Analysis {
-		t.emit(StartAnalysis{Rollout: id, Canary: v, Stable: r.From})
+		t.emit(StartAnalysis{Rollout: id, Canary: v, Stable: r.From, Phases: JudgePhases(steps)})
 	}
 	t.record("deploy", by, fmt.Sprintf("%s: rollout #%d of %s replacing %s, %s, steps %s",
 		why, id, v, r.From, kind, describeSteps(steps)), true)
@@ -601,3 +601,15 @@ func describeSteps(steps []Step) string {
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// JudgePhases are the weights a rollout of steps gives the canary, in
+// order: its setWeight steps above 0 (none for a blue-green).
+func JudgePhases(steps []Step) []int {
+	var out []int
+	for _, st := range steps {
+		if st.Kind == StepSetWeight && st.Weight > 0 {
+			out = append(out, st.Weight)
+		}
+	}
+	return out
+}

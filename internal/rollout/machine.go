@@ -270,7 +270,7 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 		t.emit(RetireVersion{Version: v})
 	}
 	if r := t.s.Rollout; r != nil && r.Analysis {
-		t.emit(StartAnalysis{Rollout: r.ID, Canary: r.Version, Stable: r.From, Weight: r.Weight, Checkpoint: r.JudgeCheckpoint})
+		t.emit(StartAnalysis{Rollout: r.ID, Canary: r.Version, Stable: r.From, Weight: r.Weight, Checkpoint: r.JudgeCheckpoint, Phases: JudgePhases(r.Steps)})
 	}
 	// A hook or gate that was running when the process stopped runs again
 	// (hooks must be idempotent); the runner skips one it still runs.

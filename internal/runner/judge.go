@@ -34,6 +34,7 @@ type Judge struct {
 
 type judgeRun struct {
 	rollout uint64
+	weight  int // the weight it judges at; a new one starts a promotion phase
 	judge   *sequential.Judge
 	after   int64 // the last second fed
 }
@@ -44,20 +45,6 @@ var _ Analyzer = (*Judge)(nil)
 // source seconds returns for it (the proxy's, nginx's access log).
 func NewJudge(seconds func(*spec.Service) metrics.SecondSource) *Judge {
 	return &Judge{seconds: seconds, runs: map[string]*judgeRun{}, baselines: map[string]*baseline{}}
-}
-
-// JudgeConfig is the judge's configuration from a defaulted spec.
-func JudgeConfig(q *spec.Sequential) sequential.Config {
-	c := sequential.Defaults()
-	if q == nil {
-		return c
-	}
-	c.AlphaRollback, c.AlphaLatency, c.AlphaPromotion = q.AlphaRollback, q.AlphaLatency, q.AlphaPromotion
-	c.ErrorMargin, c.SlowMargin, c.Tolerance = q.ErrorMargin, q.SlowMargin, q.Tolerance
-	c.Quantiles = q.Quantiles
-	c.MinBaseline = int64(q.MinBaseline)
-	c.MinExposure, c.MaxDuration = q.MinExposure.Duration, q.MaxDuration.Duration
-	return c
 }
 
 // Window converts a source's sample to the judge's window.
@@ -93,10 +80,15 @@ func (j *Judge) Start(ctx context.Context, svc *spec.Service, a rollout.StartAna
 // the baseline kept for the service.
 func (j *Judge) run(svc *spec.Service, a rollout.StartAnalysis) (*judgeRun, error) {
 	name := svc.Metadata.Name
-	cfg := JudgeConfig(svc.Spec.Analysis.Sequential)
+	cfg := sequential.ConfigFrom(svc.Spec.Analysis.Sequential)
+	cfg.Phases = a.Phases
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if r := j.runs[name]; r != nil && r.rollout == a.Rollout && a.Rollout != 0 {
+		if a.Weight != r.weight {
+			r.judge.NewPhase()
+			r.weight = a.Weight
+		}
 		return r, nil
 	}
 	var (
@@ -111,7 +103,7 @@ func (j *Judge) run(svc *spec.Service, a rollout.StartAnalysis) (*judgeRun, erro
 		if jd, err = sequential.Restore(cfg, st); err != nil {
 			return nil, err
 		}
-		r := &judgeRun{rollout: a.Rollout, judge: jd, after: st.Last}
+		r := &judgeRun{rollout: a.Rollout, weight: a.Weight, judge: jd, after: st.Last}
 		j.runs[name] = r
 		return r, nil
 	}
@@ -120,7 +112,7 @@ func (j *Judge) run(svc *spec.Service, a rollout.StartAnalysis) (*judgeRun, erro
 		return nil, err
 	}
 	// From now on: the seconds before the rollout are the baseline's.
-	r := &judgeRun{rollout: a.Rollout, judge: jd, after: time.Now().Unix() - 1}
+	r := &judgeRun{rollout: a.Rollout, weight: a.Weight, judge: jd, after: time.Now().Unix() - 1}
 	j.runs[name] = r
 	return r, nil
 }

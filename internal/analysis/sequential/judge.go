@@ -31,8 +31,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/spec"
 )
 
 // Config is the judge's parameters (spec.Sequential, defaulted).
@@ -69,12 +72,15 @@ type Config struct {
 	// NoPromotion keeps the judge watching for regressions without ever
 	// promoting (error-control simulations).
 	NoPromotion bool
-	// Phases is the most phases (weights) the promotion comparison is
-	// split into. Each phase compares the versions over its own seconds
-	// only, so a latency or error rate that drifts during a ramp (whose
-	// canary traffic comes later than stable's) biases neither; the
-	// promotion α is split evenly over the phases. 0 or 1: one phase.
-	Phases int
+	// Phases are the canary weights of the rollout's phases, in order
+	// (its setWeight steps). Promotion compares the versions over the
+	// current phase's seconds only, so a latency or error rate that
+	// drifts during a ramp (whose canary traffic comes later than
+	// stable's) biases neither; the promotion α is split over the phases
+	// in proportion to their weights squared (most where most evidence
+	// comes).
+	// Empty: one phase, the whole rollout.
+	Phases []int
 }
 
 // Defaults are the design note's.
@@ -269,10 +275,15 @@ func (j *Judge) freeze(h *hist) {
 
 // NewPhase starts a new promotion phase (a new weight): the promotion
 // bounds compare the versions over the seconds from now on. The rollback
-// tests are not affected. After Phases phases it does nothing: the last
-// phase goes on.
+// tests are not affected. After the last of Phases it does nothing: the
+// last phase goes on.
 func (j *Judge) NewPhase() {
-	if j.st.Phase+1 >= max(j.cfg.Phases, 1) {
+	if j.st.PCanary.Requests == 0 {
+		// Nothing compared yet: start over without using up a phase.
+		j.st.PStable = phase{}
+		return
+	}
+	if j.st.Phase+1 >= len(j.cfg.Phases) {
 		return
 	}
 	j.st.Phase++
@@ -492,7 +503,7 @@ func (j *Judge) promotionBounds() (errs, slow bounds, ok bool) {
 	if st.Base.Thresholds == nil || st.PCanary.Requests == 0 {
 		return bounds{}, bounds{}, false
 	}
-	a := cfg.AlphaPromotion / 4 / float64(max(cfg.Phases, 1))
+	a := cfg.AlphaPromotion / 4 * j.phaseShare()
 	rate := func(bad, n int64, p0 float64, upper bool) float64 {
 		pa, pb := prior(p0)
 		lo, hi := betaBinomial(bad, n, pa, pb, a)
@@ -519,6 +530,23 @@ func (j *Judge) promotionBounds() (errs, slow bounds, ok bool) {
 	}
 	slow = bounds{CanaryUpper: rate(pc.Slow, pc.SlowOf, p1, true), StableLower: rate(sSlow, sOf, p1, false)}
 	return errs, slow, true
+}
+
+// phaseShare is the current phase's share of the promotion α.
+func (j *Judge) phaseShare() float64 {
+	ph := j.cfg.Phases
+	if len(ph) <= 1 {
+		return 1
+	}
+	// In proportion to the square of the weight: at weight w a phase of
+	// given length sees w times the canary requests, and the last, heaviest
+	// phase is where the rollout holds until the judge decides.
+	sq := func(w int) float64 { return float64(max(w, 1)) * float64(max(w, 1)) }
+	var sum float64
+	for _, w := range ph {
+		sum += sq(w)
+	}
+	return sq(ph[min(j.st.Phase, len(ph)-1)]) / sum
 }
 
 func (j *Judge) promotion(sec int64) (Decision, bool) {
@@ -610,4 +638,38 @@ func pct(bad, n int64) string { return pctf(float64(bad) / float64(max(n, 1))) }
 func pctf(p float64) string   { return num(100*p) + "%" }
 func ms(d time.Duration) string {
 	return num(float64(d)/float64(time.Millisecond)) + " ms"
+}
+
+// ConfigFrom is the judge's configuration from an analysis.sequential
+// block (defaulted or not; nil: the defaults). Phases is left to the
+// caller (rollout.JudgePhases of the rollout's steps).
+func ConfigFrom(q *spec.Sequential) Config {
+	c := Defaults()
+	if q == nil {
+		return c
+	}
+	set := func(dst *float64, v float64) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&c.AlphaRollback, q.AlphaRollback)
+	set(&c.AlphaLatency, q.AlphaLatency)
+	set(&c.AlphaPromotion, q.AlphaPromotion)
+	set(&c.ErrorMargin, q.ErrorMargin)
+	set(&c.SlowMargin, q.SlowMargin)
+	set(&c.Tolerance, q.Tolerance)
+	if len(q.Quantiles) > 0 {
+		c.Quantiles = slices.Clone(q.Quantiles)
+	}
+	if q.MinBaseline > 0 {
+		c.MinBaseline = int64(q.MinBaseline)
+	}
+	if q.MinExposure.Duration > 0 {
+		c.MinExposure = q.MinExposure.Duration
+	}
+	if q.MaxDuration.Duration > 0 {
+		c.MaxDuration = q.MaxDuration.Duration
+	}
+	return c
 }
