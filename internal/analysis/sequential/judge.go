@@ -123,8 +123,9 @@ const (
 	None     Kind = ""
 	Rollback Kind = "rollback"
 	Promote  Kind = "promote"
-	// Hold: MaxDuration passed without a decision. The judge goes on
-	// watching (a rollback can still follow); a person decides the rest.
+	// Hold: MaxDuration passed without a decision; the rollout pauses
+	// for a person. The judge goes on watching: a rollback can still
+	// follow, and a promotion, which takes effect once a person resumes.
 	Hold Kind = "hold"
 )
 
