@@ -386,6 +386,12 @@ func (t *txn) countUnjudged(r *Run, e Verdict, msg string) {
 	if r.ErrorLimit <= 0 || n < r.ErrorLimit || r.Paused {
 		return
 	}
+	if r.Strategy != StrategyCanary && !r.Switched {
+		// Before a blue-green switch the new version takes no weighted
+		// traffic (a preview reaches it by rules only): no data is what
+		// is expected, and analysisHold does not wait for it either.
+		return
+	}
 	r.Paused, r.PausedAt = true, t.now
 	t.record("paused", "", fmt.Sprintf("rollout #%d paused at step %d/%d: %d checks of %s in a row without a verdict (consecutiveErrorLimit %d); last: %s. "+
 		"Resume to keep waiting, promote --full to override, or abort",
