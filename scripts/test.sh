@@ -18,10 +18,18 @@
 #   RACE_PKGS      packages for the -race pass (default below; only those that exist run)
 #   TEST_TIMEOUT   go test -timeout for the main pass (default 15m)
 #   TEST_LOG       where to keep the raw `go test -json` output
+#   KUBEBUILDER_ASSETS  directory with etcd, kube-apiserver and
+#                  kube-controller-manager for the Kubernetes tests (default:
+#                  built by scripts/kube-assets.sh into its cache)
+#   SWITCHYARD_CACHE  cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/switchyard)
 #
 # On Debian 12 it installs with apt-get (through sudo when not root): nginx,
 # haproxy, hey, wrk, prometheus, curl and iproute2, without starting their
-# system services; tests start their own instances on loopback.
+# system services; tests start their own instances on loopback. It also
+# builds the real Kubernetes control plane (etcd, kube-apiserver,
+# kube-controller-manager) from the Go module proxy with
+# scripts/kube-assets.sh when its cache lacks them: about 15 min the first
+# time on 2 cores, then nothing (see docs/kubernetes-testing.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +40,9 @@ export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 
 RACE_PKGS="${RACE_PKGS:-./internal/spec/... ./internal/rollout/... ./internal/analysis/... ./internal/proxy/... ./internal/store/... ./internal/admin/... ./internal/daemon/... ./internal/cli/... ./internal/testenv/... ./scripts/...}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-15m}"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
+CACHE="${SWITCHYARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard}"
+# scripts/kube-assets.sh and the tests that look for its cache use the same root.
+export SWITCHYARD_CACHE="$CACHE"
 TEST_LOG="${TEST_LOG:-$CACHE/last-test.json}"
 
 short=0 install=1 race=1
@@ -139,7 +149,7 @@ start=$SECONDS
 rm -f "$TEST_LOG.summary" "$TEST_LOG.race.summary"
 declare -a results=()
 status=0
-step() { # step NAME CMD...: run, record the outcome and the time taken
+step() { # step NAME CMD...: run, record the outcome and the time taken (in this shell: exports stay)
 	local name=$1 t0=$SECONDS rc=0
 	shift
 	log "$name"
@@ -150,11 +160,44 @@ step() { # step NAME CMD...: run, record the outcome and the time taken
 
 if ((install)); then install_packages; fi
 
+# --- Kubernetes control plane ----------------------------------------------
+
+# kube_assets exports KUBEBUILDER_ASSETS for the Kubernetes tests, building
+# the binaries first when they are missing and installing is allowed. A
+# failed build fails the run under CI; elsewhere the tests then skip.
+kube_assets() {
+	local script="$ROOT/scripts/kube-assets.sh" dir
+	dir="$("$script" --print)"
+	if "$script" --check; then
+		export KUBEBUILDER_ASSETS="$dir"
+		return 0
+	fi
+	if ((!install)); then
+		echo "  not built ($dir); the Kubernetes tests skip (or fail under CI); build them with scripts/kube-assets.sh"
+		return 0
+	fi
+	echo "  building them into $dir: about 15 min the first time on 2 cores (etcd ~1, kube-apiserver ~7, kube-controller-manager ~5), ~5 GB of Go caches; later runs reuse them"
+	if dir="$("$script")"; then
+		export KUBEBUILDER_ASSETS="$dir"
+		return 0
+	fi
+	echo "test.sh: building the Kubernetes binaries failed; the Kubernetes tests skip, or fail under CI" >&2
+	if [[ ${CI:-} == true || ${CI:-} == 1 ]]; then return 1; fi
+	return 0
+}
+
+if [[ -n ${KUBEBUILDER_ASSETS:-} ]]; then
+	log "kube assets: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS (set by the caller)"
+else
+	step "kube assets" kube_assets
+fi
+
 log "tools"
 go version
 for cmd in nginx haproxy wrk hey prometheus; do
 	printf '  %-10s %s\n' "$cmd" "$(command -v "$cmd" || echo 'not installed')"
 done
+echo "  KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-}"
 echo "  CI=${CI:-}"
 
 # The summariser is built first so that a broken package cannot hide results.
