@@ -110,6 +110,7 @@ func StartKube(t testing.TB, crdDirs ...string) *Kube {
 // start brings up etcd and kube-apiserver from assets, with dir for logs.
 func start(assets, dir string, crdDirs []string) (*Kube, error) {
 	t0 := time.Now()
+	killOrphans()
 	k := &Kube{Assets: assets, dir: dir}
 	for _, d := range crdDirs {
 		if _, err := os.Stat(d); err != nil {
@@ -158,6 +159,8 @@ func start(assets, dir string, crdDirs []string) (*Kube, error) {
 		_ = env.Stop()
 		return nil, fmt.Errorf("envtest: %w\n%s", err, logTails(dir))
 	}
+	// Best effort: without the record an orphan outlives only a crashed run.
+	_ = recordChildren(etcdBin, apiserverBin)
 	k.Config = cfg
 	k.CRDs = env.CRDs
 	k.StartDuration = time.Since(t0)
