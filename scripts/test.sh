@@ -41,8 +41,6 @@ export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 RACE_PKGS="${RACE_PKGS:-./internal/spec/... ./internal/rollout/... ./internal/analysis/... ./internal/proxy/... ./internal/store/... ./internal/admin/... ./internal/daemon/... ./internal/cli/... ./internal/testenv/... ./scripts/...}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-15m}"
 CACHE="${SWITCHYARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard}"
-# scripts/kube-assets.sh and the tests that look for its cache use the same root.
-export SWITCHYARD_CACHE="$CACHE"
 TEST_LOG="${TEST_LOG:-$CACHE/last-test.json}"
 
 short=0 install=1 race=1
@@ -167,8 +165,11 @@ if ((install)); then install_packages; fi
 # failed build fails the run under CI; elsewhere the tests then skip.
 kube_assets() {
 	local script="$ROOT/scripts/kube-assets.sh" dir
-	dir="$("$script" --print)"
-	if "$script" --check; then
+	# The same cache root as this script's (the environment is left alone:
+	# a nested test.sh, as in scripts/testsh_test.go, must not inherit it).
+	assets_sh() { SWITCHYARD_CACHE="$CACHE" "$script" "$@"; }
+	dir="$(assets_sh --print)"
+	if assets_sh --check; then
 		export KUBEBUILDER_ASSETS="$dir"
 		return 0
 	fi
@@ -177,7 +178,7 @@ kube_assets() {
 		return 0
 	fi
 	echo "  building them into $dir: about 15 min the first time on 2 cores (etcd ~1, kube-apiserver ~7, kube-controller-manager ~5), ~5 GB of Go caches; later runs reuse them"
-	if dir="$("$script")"; then
+	if dir="$(assets_sh)"; then
 		export KUBEBUILDER_ASSETS="$dir"
 		return 0
 	fi

@@ -36,7 +36,7 @@ func TestTestShExitCodes(t *testing.T) {
 			}
 			cache := t.TempDir()
 			cmd := exec.Command("bash", append([]string{"test.sh"}, tc.args...)...)
-			cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache, "TEST_LOG="+filepath.Join(cache, "log.json"), "CI=")
+			cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache, "SWITCHYARD_CACHE=", "KUBEBUILDER_ASSETS=", "TEST_LOG="+filepath.Join(cache, "log.json"), "CI=")
 			out, err := cmd.CombinedOutput()
 			code := 0
 			if ee, ok := err.(*exec.ExitError); ok {
