@@ -113,7 +113,7 @@ out="$(mktemp -d "$root/.building-$KUBE_VERSION-$hash.XXXXXX")"
 trap 'rm -rf "$work" "$out"' EXIT
 
 # The throwaway module must not see a go.work, nor download a toolchain.
-export GOWORK=off GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-}"
+export GOWORK=off GOTOOLCHAIN=local
 go_() { nice -n "$NICE" go "$@"; }
 
 t_all=$SECONDS
@@ -188,18 +188,23 @@ cp go.mod "$out/go.mod"
 	echo "kubernetes $KUBE_VERSION"
 	echo "etcd $etcd_version"
 	echo "staging $staging_version (${#staged[@]} modules)"
-	echo "$(go version)"
+	go version
 	echo "CGO_ENABLED=$(go env CGO_ENABLED)"
 	echo "script-sha256 $hash"
 	echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	printf 'build %s\n' "${timings[@]}"
 	echo "total $((SECONDS - t_all))s"
+	echo "size $(du -sh "$out" | cut -f1)"
 } >"$out/BUILD-INFO"
 "$out/kube-apiserver" --version >&2
+chmod 755 "$out" # mktemp made it 0700
 
 # A directory left without all three binaries (by hand) is replaced.
 rm -rf "$dest"
 mv -T "$out" "$dest"
 trap 'rm -rf "$work"' EXIT
-log "done in $((SECONDS - t_all))s: $dest"
+log "done in $((SECONDS - t_all))s (${timings[*]}): $dest"
+for old in "$root"/v*; do
+	[[ $old == "$dest" ]] || log "an older build is still there (remove it when unused): $old"
+done
 echo "$dest"

@@ -74,6 +74,9 @@ func (s *Shared) Get(t testing.TB) *Kube {
 	}
 	if started {
 		t.Logf("kube (shared): etcd, kube-apiserver and %d CRDs up in %v (%s)", len(s.kube.CRDs), s.kube.StartDuration.Round(time.Millisecond), s.kube.Config.Host)
+		if kcm := s.kube.kcm; kcm != nil {
+			t.Logf("kube (shared): kube-controller-manager up in %v more", kcm.started.Round(time.Millisecond))
+		}
 	}
 	return s.kube
 }
