@@ -135,6 +135,9 @@ func (v *validator) add(path, value, want string) {
 	if v.s.dropped[path] {
 		return // Decode already reported why it is missing
 	}
+	if v.s.Cluster && clusterProvided(path) {
+		return
+	}
 	v.errs = append(v.errs, v.s.fieldError(path, value, want))
 }
 
