@@ -152,7 +152,7 @@ type ServiceRef struct {
 	// backendRef port, a VirtualService destination's port); unset: the
 	// Service's only port.
 	// +optional
-	Port int32 `json:"port,omitempty" range:"1,65535"`
+	Port int32 `json:"port,omitempty" range:"1,65535,unset"`
 }
 
 // +kubebuilder:validation:ExactlyOneOf=service;gatewayAPI;istio
