@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"errors"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -293,4 +294,32 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// TestBlocksAtServiceFilePaths: every block the Rollout shares with the
+// service file has the same Go type and the same JSON name in both, so
+// spec's field paths (spec.analysis.interval) are the Rollout's too and
+// a range tag on it is the same one.
+func TestBlocksAtServiceFilePaths(t *testing.T) {
+	sf := map[string]reflect.StructField{}
+	st := reflect.TypeFor[spec.ServiceSpec]()
+	for i := range st.NumField() {
+		sf[st.Field(i).Name] = st.Field(i)
+	}
+	shared := 0
+	rt := reflect.TypeFor[RolloutSpec]()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		s, ok := sf[f.Name]
+		if !ok || f.Name == "TrafficRouter" { // the Rollout's routers are Kubernetes objects
+			continue
+		}
+		shared++
+		if f.Type != s.Type || f.Tag.Get("json") != s.Tag.Get("json") || f.Tag.Get("range") != s.Tag.Get("range") {
+			t.Errorf("RolloutSpec.%s is %v `%s`; the service file's is %v `%s`", f.Name, f.Type, f.Tag, s.Type, s.Tag)
+		}
+	}
+	if shared != 7 {
+		t.Errorf("RolloutSpec shares %d fields with spec.ServiceSpec, want 7 (strategy, analysis, hooks, webhooks, routing, notifications, progressDeadline)", shared)
+	}
 }
