@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -241,6 +240,3 @@ func (v *rolloutValidator) trafficRouter() {
 		}
 	}
 }
-
-// ErrNotRollout is returned by Decode for a document of another kind.
-var ErrNotRollout = errors.New("not a switchyard.dev/v1alpha1 Rollout")

@@ -8,6 +8,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// ErrNotRollout is returned by Decode for a document of another kind.
+var ErrNotRollout = errors.New("not a switchyard.dev/v1alpha1 Rollout")
+
 // Decode reads one Rollout from YAML or JSON strictly, as the API server
 // does with strict field validation: an unknown, miscased or duplicate
 // field anywhere, the pod template included, is an error naming its path
