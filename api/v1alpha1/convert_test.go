@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
 
@@ -92,6 +93,22 @@ func TestServiceFromRollout(t *testing.T) {
 	}
 	if steps, err := svc.Spec.Strategy.Canary.ExpandSteps(); err != nil || len(steps) != 4 {
 		t.Errorf("ExpandSteps = %v, %v", steps, err)
+	}
+	// The engine compiles it: the canary's steps, as a service file's.
+	m, err := rollout.New(svc)
+	if err != nil {
+		t.Fatalf("rollout.New = %v", err)
+	}
+	steps, err := m.Steps(rollout.StrategyCanary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for _, st := range steps {
+		plan = append(plan, rollout.StepDescription(st))
+	}
+	if got, want := strings.Join(plan, ", "), "health gate, setWeight 10, pause 5m0s, setWeight 50, pause (wait for promote), switch"; got != want {
+		t.Errorf("compiled plan = %s, want %s", got, want)
 	}
 	if r.Spec.Analysis.ConsecutiveErrorLimit != 0 || !equalRollouts(r, before) {
 		t.Error("Service changed the Rollout")
