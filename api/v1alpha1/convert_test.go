@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
@@ -339,4 +340,9 @@ func TestBlocksAtServiceFilePaths(t *testing.T) {
 	if shared != 7 {
 		t.Errorf("RolloutSpec shares %d fields with spec.ServiceSpec, want 7 (strategy, analysis, hooks, webhooks, routing, notifications, progressDeadline)", shared)
 	}
+}
+
+func jsonOf(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
 }
