@@ -172,6 +172,8 @@ type Routing struct {
 	TrustedSources []string `json:"trustedSources,omitempty"`
 }
 
+// +kubebuilder:validation:ExactlyOneOf=header;cookie
+
 // Rule sends matching requests to a version role. Exactly one of Header or
 // Cookie is set. Value "always" forces To, "never" forces the other role.
 type Rule struct {
@@ -201,6 +203,8 @@ type StickySessions struct {
 	// TTL is the cookie's lifetime.
 	TTL Duration `json:"ttl,omitempty" range:"1s,8760h"`
 }
+
+// +kubebuilder:validation:AtMostOneOf=canary;blueGreen
 
 // Strategy is one of Canary or BlueGreen.
 type Strategy struct {
@@ -236,6 +240,8 @@ type Canary struct {
 	// switches back at once (0: no bake).
 	BakeDuration Duration `json:"bakeDuration,omitempty" range:"0s,720h"`
 }
+
+// +kubebuilder:validation:ExactlyOneOf=setWeight;pause
 
 // Step is one canary step: exactly one field is set.
 type Step struct {
