@@ -227,6 +227,14 @@ func (n *Nginx) args(extra ...string) []string {
 	return append([]string{"-p", n.Dir, "-c", n.Config, "-e", filepath.Join(n.Dir, "error.log")}, extra...)
 }
 
+// Command returns the argv of an nginx command for this instance (its
+// prefix, configuration and error log) followed by extra, like
+// Command("-t") or Command("-s", "reload"), for code that runs nginx
+// commands itself.
+func (n *Nginx) Command(extra ...string) []string {
+	return append([]string{n.bin}, n.args(extra...)...)
+}
+
 // Test runs `nginx -t` on the instance's configuration file as it is now.
 func (n *Nginx) Test() error {
 	out, err := exec.Command(n.bin, n.args("-t")...).CombinedOutput()
