@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/testenv"
+)
+
+// nginxFront is a real nginx started by a test in front of toy backends,
+// with the include file a daemon in nginx mode renders.
+type nginxFront struct {
+	*testenv.Nginx
+	include string
+	// reject, while it exists, makes the test command fail with nginxSays.
+	reject string
+	client *http.Client
+}
+
+const nginxSays = `nginx: [emerg] invalid number of arguments in "server" directive in /etc/nginx/switchyard/web.conf:7`
+
+// startNginxFront starts nginx with a server that proxies to
+// $switchyard_web and a first include file (the one a user's nginx runs
+// with before Switchyard takes it over) that sends everything to first.
+func startNginxFront(t *testing.T, first string) *nginxFront {
+	t.Helper()
+	testenv.Integration(t)
+	dir := t.TempDir()
+	f := &nginxFront{include: filepath.Join(dir, "web.conf"), reject: filepath.Join(dir, "reject"), client: &http.Client{Timeout: 5 * time.Second}}
+	initial := fmt.Sprintf("upstream web { server %s; }\nmap $scheme $switchyard_web { default web; }\n", first)
+	if err := os.WriteFile(f.include, []byte(initial), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.Nginx = testenv.StartNginx(t, `
+    include `+dir+`/*.conf;
+    server {
+        listen {{.Addr}};
+        location / {
+            proxy_pass http://$switchyard_web;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+`)
+	return f
+}
+
+// router is the trafficRouter block of a service in front of f.
+func (f *nginxFront) router() string {
+	test := append([]string{"sh", "-c", `if [ -e "$0" ]; then echo "$1" >&2; exit 1; fi; shift; exec "$@"`, f.reject, nginxSays}, f.Command("-t")...)
+	tj, _ := json.Marshal(test)
+	rj, _ := json.Marshal(f.Command("-s", "reload"))
+	return fmt.Sprintf("  trafficRouter:\n    nginx: {includeFile: %s, testCommand: %s, reloadCommand: %s}\n", f.include, tj, rj)
+}
+
+// get sends one request through nginx and returns the body ("" on error).
+func (f *nginxFront) get(header ...string) string {
+	req, _ := http.NewRequest("GET", "http://"+f.Addr+"/", nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := f.client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		return ""
+	}
+	return string(b)
+}
+
+// share sends n requests and returns how many version answered.
+func (f *nginxFront) share(n int, version string) int {
+	got := 0
+	for range n {
+		if f.get() == version {
+			got++
+		}
+	}
+	return got
+}
+
+const nginxService = `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  versions:
+    - {name: blue, targets: [BLUE]}
+    - {name: green, targets: [GREEN]}
+  stable: blue
+  healthCheck: {path: /health, interval: 100ms, timeout: 90ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  routing:
+    rules:
+      - header: {name: x-canary, value: "true"}
+        to: canary
+  strategy:
+    canary:
+      steps: [{setWeight: 5}, {pause: {}}, {setWeight: 50}, {pause: {}}]
+`
+
+// TestNginxModeCanary runs a canary in nginx mode with 3 blue targets and
+// 1 green, checking every step by requests through nginx; a step whose
+// render nginx rejects leaves nginx serving the previous split and the
+// rollout where it was, with nginx's words in the status.
+func TestNginxModeCanary(t *testing.T) {
+	var blues []string
+	for range 3 {
+		blues = append(blues, startApp(t, "blue").addr())
+	}
+	green := startApp(t, "green")
+	f := startNginxFront(t, blues[0])
+	bj, _ := json.Marshal(blues)
+	doc := strings.NewReplacer("[BLUE]", string(bj), "GREEN", `"`+green.addr()+`"`).Replace(nginxService) + f.router()
+	_, c, _ := runDaemon(t, parseDoc(t, doc), Options{})
+	ctx := context.Background()
+
+	// The daemon takes the include file over: blue, by the rendered file.
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		b, _ := os.ReadFile(f.include)
+		return strings.Contains(string(b), "upstream web__blue") && f.share(20, "blue") == 20
+	}, "nginx to serve blue from the rendered include file")
+
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "the canary at 5%, paused", func(st admin.ServiceStatus) bool {
+		return st.Weights["green"] == 5 && st.Phase == rollout.PhasePaused && st.Message == ""
+	})
+	const n = 600
+	split := func(want int) int {
+		var got int
+		testenv.Poll(10*time.Second, func() bool {
+			got = f.share(n, "green")
+			return abs(got-n*want/100) <= n/100
+		})
+		return got
+	}
+	if got := split(5); abs(got-30) > 6 {
+		t.Fatalf("canary 5%% with 3 blue targets and 1 green: %d of %d requests reached green, want 30±6", got, n)
+	}
+	if got := f.get("X-Canary", "true"); got != "green" {
+		t.Errorf("x-canary: true answered %q, want green", got)
+	}
+
+	// nginx rejects the next render: the old file stays, nginx serves 5%,
+	// the rollout does not advance, and the status quotes nginx.
+	before, _ := os.ReadFile(f.include)
+	os.WriteFile(f.reject, nil, 0o644)
+	if _, err := c.Promote(ctx, "web", false); err != nil {
+		t.Fatal(err)
+	}
+	st = waitFor(t, c, "the router failure in the status", func(st admin.ServiceStatus) bool { return st.Message != "" })
+	if !strings.Contains(st.Message, nginxSays) {
+		t.Errorf("status message %q does not quote nginx (%q)", st.Message, nginxSays)
+	}
+	if st.Phase != rollout.PhaseDegraded {
+		t.Errorf("phase %q after a rejected render, want %q", st.Phase, rollout.PhaseDegraded)
+	}
+	if after, _ := os.ReadFile(f.include); string(after) != string(before) {
+		t.Errorf("the include file changed although nginx rejected it:\n%s", after)
+	}
+	if got := f.share(n, "green"); abs(got-30) > 6 {
+		t.Errorf("after the rejected render %d of %d requests reached green, want 30±6 (the previous split)", got, n)
+	}
+	// The rollout holds (the runner asks nginx again every tick).
+	held := st.Step.Index
+	f.share(200, "green") // some time passes
+	if st, _ := c.Service(ctx, "web"); st.Step.Index != held || st.Message == "" {
+		t.Errorf("rollout at step %d (message %q) while nginx refuses; want it held at step %d", st.Step.Index, st.Message, held)
+	}
+
+	// nginx accepts again: the runner's retry applies 50%.
+	os.Remove(f.reject)
+	waitFor(t, c, "the canary at 50% in force", func(st admin.ServiceStatus) bool {
+		return st.Weights["green"] == 50 && st.Message == "" && st.Phase == rollout.PhasePaused
+	})
+	if got := split(50); abs(got-300) > 6 {
+		t.Errorf("canary 50%%: %d of %d requests reached green, want 300±6", got, n)
+	}
+	if _, err := c.Promote(ctx, "web", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c, "green promoted", func(st admin.ServiceStatus) bool { return st.StableVersion == "green" && st.LastRollout != nil })
+	testenv.WaitFor(t, 10*time.Second, func() bool { return f.share(30, "green") == 30 }, "nginx to serve only green")
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
