@@ -142,6 +142,7 @@ func (s *Service) Default() {
 	}
 	if n := sp.TrafficRouter.Nginx; n != nil {
 		setString(&n.UpstreamName, strings.ReplaceAll(s.Metadata.Name, "-", "_"))
+		setString(&n.Mode, NginxModeReload)
 		if len(n.TestCommand) == 0 {
 			n.TestCommand = slices.Clone(DefaultNginxTestCommand)
 		}

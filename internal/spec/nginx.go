@@ -2,9 +2,12 @@ package spec
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -84,6 +87,29 @@ func (v *validator) nginx(n *NginxRouter) {
 			}
 		}
 	}
+	switch n.Mode {
+	case NginxModeReload:
+		if n.ControlAddress != "" {
+			v.add(p+".controlAddress", quote(n.ControlAddress), `is only used with mode "lua"; remove it`)
+		}
+	case NginxModeLua:
+		if n.ControlAddress == "" {
+			v.add(p+".controlAddress", "", `is required with mode "lua": a loopback IP address and port for the control server, like "127.0.0.1:10246"`)
+		} else if want := checkControlAddress(n.ControlAddress); want != "" {
+			v.add(p+".controlAddress", quote(n.ControlAddress), want)
+		}
+		for i, ver := range sp.Versions {
+			for j, t := range ver.Targets {
+				if host, _, err := net.SplitHostPort(t); err == nil {
+					if _, err := netip.ParseAddr(host); err != nil {
+						v.add(fmt.Sprintf("spec.versions[%d].targets[%d]", i, j), quote(t), `must be an IP address and port with mode "lua" (balancer_by_lua connects to addresses, it does not resolve names), like "10.0.0.5:8080"`)
+					}
+				}
+			}
+		}
+	default:
+		v.add(p+".mode", quote(n.Mode), `must be "reload" (weights in the file, nginx reloads) or "lua" (weights through balancer_by_lua, no reload; needs libnginx-mod-http-lua)`)
+	}
 	if sp.Listen != "" {
 		v.add("spec.listen", quote(sp.Listen), "must be empty with spec.trafficRouter.nginx: nginx listens (its server blocks), Switchyard does not; remove spec.listen")
 	}
@@ -145,6 +171,22 @@ func (v *validator) nginx(n *NginxRouter) {
 	}
 }
 
+// checkControlAddress returns what is wrong with a lua-mode control
+// address, or "": a loopback IP and a port, so the control server that
+// changes weights is never reachable from another host.
+func checkControlAddress(s string) string {
+	const want = `must be a loopback IP address and port, like "127.0.0.1:10246"`
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return want
+	}
+	ip, err := netip.ParseAddr(host)
+	if n, perr := strconv.Atoi(port); err != nil || !ip.IsLoopback() || perr != nil || n < 1 || n > 65535 {
+		return want
+	}
+	return ""
+}
+
 // validateNginxAcross checks what nginx-mode services must not share: an
 // include file (each is rendered whole by its service) and an upstream
 // name (nginx refuses duplicate upstreams; the variables would collide).
@@ -152,6 +194,7 @@ func validateNginxAcross(svcs []*Service) []error {
 	var errs []error
 	files := map[string]*Service{}
 	names := map[string]*Service{}
+	controls := map[string]*Service{}
 	for _, s := range svcs {
 		n := s.Spec.TrafficRouter.Nginx
 		if n == nil {
@@ -162,6 +205,12 @@ func validateNginxAcross(svcs []*Service) []error {
 				fmt.Sprintf("must differ from service %q's (%s): each service renders its own include file", prev.Metadata.Name, prev.where())))
 		} else {
 			files[n.IncludeFile] = s
+		}
+		if prev, ok := controls[n.ControlAddress]; ok && n.ControlAddress != "" {
+			errs = append(errs, s.fieldError("spec.trafficRouter.nginx.controlAddress", quote(n.ControlAddress),
+				fmt.Sprintf("must differ from service %q's (%s): each service's include file opens its own control server", prev.Metadata.Name, prev.where())))
+		} else if n.ControlAddress != "" {
+			controls[n.ControlAddress] = s
 		}
 		if prev, ok := names[n.UpstreamName]; ok && n.UpstreamName != "" {
 			errs = append(errs, s.fieldError("spec.trafficRouter.nginx.upstreamName", quote(n.UpstreamName),

@@ -40,6 +40,9 @@ func TestNginxDefaults(t *testing.T) {
 		t.Fatalf("LoadFiles: %v", err)
 	}
 	n := svcs[0].Spec.TrafficRouter.Nginx
+	if n.Mode != NginxModeReload {
+		t.Errorf("mode = %q, want %q", n.Mode, NginxModeReload)
+	}
 	if n.UpstreamName != "web_app" {
 		t.Errorf("upstreamName = %q, want web_app (metadata.name with '-' as '_')", n.UpstreamName)
 	}
@@ -77,6 +80,10 @@ func TestNginxRefused(t *testing.T) {
 		{"cookie name", good, "  routing:\n    rules:\n      - cookie: {name: canary-user, value: \"yes\"}\n        to: canary\n", []string{`cookie.name is "canary-user"; must be 1-64 letters, digits and '_'`}},
 		{"sticky cookie", good, "  routing:\n    stickySessions: {cookie: sess-id}\n", []string{`stickySessions.cookie is "sess-id"`}},
 		{"target scheme", good, "", nil}, // replaced below
+		{"unknown mode", good + "      mode: njs\n", "", []string{`mode is "njs"; must be "reload"`}},
+		{"lua without control address", good + "      mode: lua\n", "", []string{`controlAddress: is required with mode "lua"`}},
+		{"lua control address not loopback", good + "      mode: lua\n      controlAddress: 0.0.0.0:10246\n", "", []string{`controlAddress is "0.0.0.0:10246"; must be a loopback IP`}},
+		{"control address without lua", good + "      controlAddress: 127.0.0.1:10246\n", "", []string{`controlAddress is "127.0.0.1:10246"; is only used with mode "lua"`}},
 		{"builtin metric without access log", good, "  analysis:\n    metrics:\n      - name: request-success-rate\n        thresholdRange: {min: 99}\n", []string{`metrics[0].provider is "builtin"; reads nginx's access log in nginx mode; set spec.trafficRouter.nginx.accessLog`}},
 		{"load generator", good + "      accessLog: /tmp/a.log\n", "  analysis:\n    load: {rate: 10}\n    metrics:\n      - name: request-success-rate\n        thresholdRange: {min: 99}\n", []string{"spec.analysis.load: is not available with spec.trafficRouter.nginx"}},
 	} {

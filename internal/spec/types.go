@@ -133,7 +133,25 @@ type NginxRouter struct {
 	// an argv list, like ["nginx", "-s", "reload"] or
 	// ["systemctl", "reload", "nginx"].
 	ReloadCommand []string `json:"reloadCommand,omitempty"`
+	// Mode is how weight changes reach nginx: "reload" (the default: every
+	// change is rendered into the file and nginx reloads) or "lua" (needs
+	// Debian's libnginx-mod-http-lua: the upstreams are balanced by
+	// balancer_by_lua from a lua_shared_dict, and weight and health changes
+	// are posted to ControlAddress without a reload; only a change of the
+	// versions or the rules reloads). docs/nginx.md has the measured cost
+	// of each.
+	Mode string `json:"mode,omitempty"`
+	// ControlAddress is the loopback IP:port of the control server the
+	// include file opens in lua mode (Switchyard posts weights there);
+	// required with mode lua, unused otherwise.
+	ControlAddress string `json:"controlAddress,omitempty"`
 }
+
+// Modes of spec.trafficRouter.nginx.
+const (
+	NginxModeReload = "reload"
+	NginxModeLua    = "lua"
+)
 
 // ProxyRouter selects the built-in proxy; it is tuned by spec.proxy.
 type ProxyRouter struct{}
