@@ -20,6 +20,8 @@ type Clients struct {
 	Failed   int64
 	// Errors counts failures by a short description ("EOF", "status 502").
 	Errors map[string]int64
+	// Served counts successful responses by body (the version that answered).
+	Served map[string]int64
 }
 
 // SwitchResult is what SwitchUnderLoad measured.
@@ -56,7 +58,10 @@ type SwitchLoad struct {
 func SwitchUnderLoad(ctx context.Context, l SwitchLoad) (SwitchResult, error) {
 	var res SwitchResult
 	var mu sync.Mutex
-	counts := map[bool]*Clients{true: {Errors: map[string]int64{}}, false: {Errors: map[string]int64{}}}
+	counts := map[bool]*Clients{
+		true:  {Errors: map[string]int64{}, Served: map[string]int64{}},
+		false: {Errors: map[string]int64{}, Served: map[string]int64{}},
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var total atomic.Int64
@@ -84,12 +89,13 @@ func SwitchUnderLoad(ctx context.Context, l SwitchLoad) (SwitchResult, error) {
 					if !retrying {
 						req.GetBody = nil // never replayable
 					}
-					why := ""
+					why, served := "", ""
 					resp, err := client.Do(req)
 					if err != nil {
 						why = shortError(err)
 					} else {
-						io.Copy(io.Discard, resp.Body)
+						b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+						served = string(b)
 						resp.Body.Close()
 						if resp.StatusCode >= 500 {
 							why = fmt.Sprintf("status %d", resp.StatusCode)
@@ -102,6 +108,8 @@ func SwitchUnderLoad(ctx context.Context, l SwitchLoad) (SwitchResult, error) {
 					if why != "" {
 						c.Failed++
 						c.Errors[why]++
+					} else {
+						c.Served[served]++
 					}
 					mu.Unlock()
 				}

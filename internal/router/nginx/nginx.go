@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,9 @@ type Router struct {
 	pending  map[string][]chan error // service -> waiters of the next apply
 	closed   bool
 
+	gen    int64        // last lua-mode generation, under mu
+	client *http.Client // lua mode's posts to control servers
+
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
@@ -94,8 +98,11 @@ type service struct {
 	// until the first successful apply).
 	want   *rollout.Routing
 	routed *rollout.Routing
-	// written is the file content nginx was last reloaded with.
+	// written is the file nginx runs with (lua mode: with gen 0, so that a
+	// render with the same peers compares equal).
 	written []byte
+	// structure is the lua-mode structure nginx was last reloaded with.
+	structure string
 }
 
 // New returns a Router and starts its apply loop; Close stops it.
@@ -108,6 +115,7 @@ func New(opts Options) *Router {
 		log: log, health: opts.Health,
 		services: map[string]*service{},
 		pending:  map[string][]chan error{},
+		client:   &http.Client{Timeout: 5 * time.Second},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -343,7 +351,13 @@ type change struct {
 	sv      *service
 	want    rollout.Routing
 	content []byte
+	key     []byte // content, and in lua mode without its gen
 	path    string
+	// Lua mode: the structure of content, the body to post, and whether
+	// posting it is enough (nginx runs the same structure).
+	structure, control, upstream string
+	post                         []byte
+	weightsOnly                  bool
 	prev    []byte // the file before, nil when it did not exist
 	existed bool
 }
@@ -367,6 +381,15 @@ func (r *Router) applyBatch(ctx context.Context, batch map[string][]chan error) 
 			changes = append(changes, c)
 		}
 	}
+	var reloads []*change
+	for _, c := range changes {
+		if c.weightsOnly {
+			results[c.sv.name] = r.commitPost(ctx, c)
+		} else {
+			reloads = append(reloads, c)
+		}
+	}
+	changes = reloads
 	if len(changes) == 0 {
 		return results
 	}
@@ -416,9 +439,24 @@ func (r *Router) prepare(name string) (*change, error) {
 			return nil, fmt.Errorf("route %q: version %q has weight %d but no targets registered", name, ver, w)
 		}
 	}
-	content := append(render(v), '\n')
-	c := &change{sv: sv, want: v.Routing, content: content, path: path}
-	if written != nil && bytes.Equal(written, content) {
+	key := append(render(v), '\n')
+	c := &change{sv: sv, want: v.Routing, content: key, key: key, path: path}
+	if sv.cfg.Mode == spec.NginxModeLua {
+		v.Lua = &luaParams{Control: sv.cfg.ControlAddress}
+		c.structure = structureOf(v)
+		v.Lua.Structure = c.structure
+		key = append(render(v), '\n')
+		c.key = key
+		v.Lua.Gen = r.nextGen()
+		c.content = append(render(v), '\n')
+		c.post = postBody(v.Lua.Gen, peersOf(v, weightsOf(v)))
+		c.control = sv.cfg.ControlAddress
+		c.upstream = sv.cfg.UpstreamName
+		r.mu.Lock()
+		c.weightsOnly = sv.written != nil && sv.structure == c.structure
+		r.mu.Unlock()
+	}
+	if written != nil && bytes.Equal(written, key) {
 		r.mu.Lock()
 		sv.routed = &c.want
 		r.mu.Unlock()
@@ -480,9 +518,20 @@ func (r *Router) commit(ctx context.Context, changes []*change) error {
 		return errors.Join(fmt.Errorf("nginx reload failed: %s %s; the previous %s is back in place:\n%s",
 			argvString(cfg.ReloadCommand), err, names(changes), out), rerr)
 	}
+	// Lua mode: the control server answers for the new structure once the
+	// new workers run, so a post also tells when the reload took effect.
+	for _, c := range changes {
+		if c.structure == "" {
+			continue
+		}
+		if err := post(ctx, r.client, c.control, c.upstream, c.structure, c.post); err != nil {
+			r.log.Warn("nginx reloaded, but the control server does not answer for the new file yet", "service", c.sv.name, "error", err)
+		}
+	}
 	r.mu.Lock()
 	for _, c := range changes {
-		c.sv.written = c.content
+		c.sv.written = c.key
+		c.sv.structure = c.structure
 		c.sv.routed = &c.want
 	}
 	r.mu.Unlock()
@@ -490,6 +539,63 @@ func (r *Router) commit(ctx context.Context, changes []*change) error {
 		r.log.Info("nginx reloaded", "service", c.sv.name, "file", c.path, "routing", describe(c.want))
 	}
 	return nil
+}
+
+// commitPost is lua mode's transaction for a change nginx can take without
+// a reload: write the file (so a restart starts with these weights), test
+// it, post the peers to the control server; any failure puts the previous
+// file back.
+func (r *Router) commitPost(ctx context.Context, c *change) error {
+	prev, err := os.ReadFile(c.path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", c.path, err)
+	}
+	restore := func() error {
+		if err := writeAtomic(c.path, prev); err != nil {
+			return fmt.Errorf("restore %s: %w", c.path, err)
+		}
+		return nil
+	}
+	if err := writeAtomic(c.path, c.content); err != nil {
+		return errors.Join(fmt.Errorf("write %s: %w", c.path, err), restore())
+	}
+	cfg := c.sv.cfg
+	if out, err := run(ctx, cfg.TestCommand); err != nil {
+		return errors.Join(fmt.Errorf("%w: %s %s; the previous file %s is back in place and nothing was posted:\n%s",
+			errTestFailed, argvString(cfg.TestCommand), err, c.path, out), restore())
+	}
+	if err := post(ctx, r.client, c.control, c.upstream, c.structure, c.post); err != nil {
+		return errors.Join(fmt.Errorf("post weights: %w; the previous file %s is back in place", err, c.path), restore())
+	}
+	r.mu.Lock()
+	c.sv.written = c.key
+	c.sv.routed = &c.want
+	r.mu.Unlock()
+	r.log.Info("nginx weights posted", "service", c.sv.name, "control", c.control, "routing", describe(c.want))
+	return nil
+}
+
+// nextGen returns a lua-mode generation: milliseconds, strictly increasing.
+func (r *Router) nextGen() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := max(time.Now().UnixMilli(), r.gen+1)
+	r.gen = g
+	return g
+}
+
+// weightsOf recomputes the per-server weights of a view.
+func weightsOf(v view) map[string][]int {
+	up := map[string]int{}
+	for name, ss := range v.Versions {
+		for _, s := range ss {
+			if s.Up {
+				up[name]++
+			}
+		}
+	}
+	_, per := ServerWeights(v.Routing.Weights, up)
+	return per
 }
 
 func names(changes []*change) string {

@@ -75,6 +75,11 @@ type fixture struct {
 // (the file a user's nginx already runs with), then a Router configured
 // with cfg's commands (nil: the instance's nginx -t and -s reload).
 func newFixture(t *testing.T, edit func(f *fixture, n *spec.NginxRouter)) *fixture {
+	return newModeFixture(t, spec.NginxModeReload, edit)
+}
+
+// newModeFixture is newFixture in a mode (reload or lua).
+func newModeFixture(t *testing.T, mode string, edit func(f *fixture, n *spec.NginxRouter)) *fixture {
 	t.Helper()
 	testenv.Integration(t)
 	f := &fixture{client: &http.Client{Timeout: 5 * time.Second}}
@@ -97,7 +102,7 @@ func newFixture(t *testing.T, edit func(f *fixture, n *spec.NginxRouter)) *fixtu
 	if err := os.WriteFile(f.file, initial, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.nginx = testenv.StartNginx(t, conf)
+	f.nginx = testenv.StartNginxWith(t, testenv.NginxOptions{Lua: mode == spec.NginxModeLua}, conf)
 	f.svc = &spec.Service{APIVersion: spec.APIVersion, Kind: spec.KindService, Metadata: spec.Metadata{Name: "web"}, Spec: spec.ServiceSpec{
 		Stable: "blue",
 		Versions: []spec.Version{
@@ -107,9 +112,12 @@ func newFixture(t *testing.T, edit func(f *fixture, n *spec.NginxRouter)) *fixtu
 		HealthCheck: spec.HealthCheck{Path: "/health", Interval: spec.D(50 * time.Millisecond), Timeout: spec.D(40 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1},
 		Routing:     spec.Routing{Rules: []spec.Rule{{Header: &spec.Match{Name: "x-canary", Value: "true"}, To: spec.RoleCanary}}},
 		TrafficRouter: spec.TrafficRouter{Nginx: &spec.NginxRouter{
-			IncludeFile: f.file, TestCommand: f.nginx.Command("-t"), ReloadCommand: f.nginx.Command("-s", "reload"),
+			IncludeFile: f.file, TestCommand: f.nginx.Command("-t"), ReloadCommand: f.nginx.Command("-s", "reload"), Mode: mode,
 		}},
 	}}
+	if mode == spec.NginxModeLua {
+		f.svc.Spec.TrafficRouter.Nginx.ControlAddress = testenv.FreeAddr(t)
+	}
 	if edit != nil {
 		edit(f, f.svc.Spec.TrafficRouter.Nginx)
 	}
@@ -188,7 +196,13 @@ func (f *fixture) waitServing(t *testing.T, version string) {
 // blue-green switch and canary steps change what nginx serves, and that
 // the split matches the weights with 3 blue targets and 1 green.
 func TestSplitThroughNginx(t *testing.T) {
-	f := newFixture(t, nil)
+	for _, mode := range []string{spec.NginxModeReload, spec.NginxModeLua} {
+		t.Run(mode, func(t *testing.T) { testSplit(t, mode) })
+	}
+}
+
+func testSplit(t *testing.T, mode string) {
+	f := newModeFixture(t, mode, nil)
 	testenv.WaitFor(t, 5*time.Second, func() bool {
 		return len(f.router.health.Status("web")) == 4 && allHealthy(f.router.health.Status("web"))
 	}, "every target healthy")
@@ -219,6 +233,11 @@ func TestSplitThroughNginx(t *testing.T) {
 		}
 		t.Logf("canary %d%%: %v of %d", w, got, n)
 	}
+	if mode == spec.NginxModeLua {
+		if n := strings.Count(f.nginx.Output(), "(SIGHUP) received"); n != reloadsAfterRules {
+			t.Errorf("lua mode: nginx reloaded %d times, want %d (the first render and the canary's rule); weight changes must not reload", n, reloadsAfterRules)
+		}
+	}
 	// The switch: every request to green.
 	f.route(t, rollout.Routing{Stable: "green", Weights: rollout.Weights{"green": 100}})
 	f.waitServing(t, "green")
@@ -226,6 +245,11 @@ func TestSplitThroughNginx(t *testing.T) {
 		t.Errorf("after the switch: answers %v, want all green", got)
 	}
 }
+
+// reloadsAfterRules is how many reloads lua mode makes up to the canary
+// steps of testSplit: the first render, and the canary's role (the header
+// rule's map names its upstream).
+const reloadsAfterRules = 2
 
 func abs(x int) int {
 	if x < 0 {
@@ -377,7 +401,7 @@ func TestCoalesce(t *testing.T) {
 // TestRenderedFilesLoad has nginx read every golden file: what the
 // renderer writes is valid nginx configuration.
 func TestRenderedFilesLoad(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newModeFixture(t, spec.NginxModeLua, nil) // loads the lua module
 	for name := range goldenViews() {
 		b, err := os.ReadFile(filepath.Join("testdata", name+".conf"))
 		if err != nil {

@@ -42,6 +42,8 @@ type view struct {
 	Rules    []spec.Rule
 	Trusted  []string
 	Sticky   *spec.StickySessions
+	// Lua, when set, renders lua mode (see lua.go).
+	Lua *luaParams
 }
 
 // ServerWeights returns the nginx weight of every server of the weighted
@@ -129,46 +131,10 @@ func render(v view) []byte {
 	}
 	scale, per := ServerWeights(v.Routing.Weights, upCount)
 
-	// The weighted upstream: the versions that have weight, each server
-	// with its share; a down server stays listed (nginx keeps its state).
-	w("upstream %s {\n", up)
-	listed := 0
-	for _, name := range weightOrder(v.Routing.Weights) {
-		servers := v.Versions[name]
-		if len(servers) == 0 {
-			continue
-		}
-		w("    # %s: %d%% = %d of %d, %d of %d servers up\n", name, v.Routing.Weights[name], v.Routing.Weights[name]*scale, 100*scale, upCount[name], len(servers))
-		i := 0
-		for _, s := range servers {
-			listed++
-			if !s.Up {
-				w("    server %s down;\n", s.Addr)
-				continue
-			}
-			w("    server %s weight=%d;\n", s.Addr, per[name][i])
-			i++
-		}
-	}
-	if listed == 0 {
-		// nginx refuses an upstream without servers; this one never answers.
-		w("    # no version with weight has servers\n    server 127.0.0.1:9 down;\n")
-	}
-	w("    keepalive %d;\n}\n\n", Keepalive)
-
-	for _, name := range names {
-		w("upstream %s {\n", versionUpstream(up, name))
-		for _, s := range v.Versions[name] {
-			if s.Up {
-				w("    server %s;\n", s.Addr)
-			} else {
-				w("    server %s down;\n", s.Addr)
-			}
-		}
-		if len(v.Versions[name]) == 0 {
-			w("    server 127.0.0.1:9 down;\n")
-		}
-		w("    keepalive %d;\n}\n\n", Keepalive)
+	if v.Lua != nil {
+		renderLua(&b, v, scale, per)
+	} else {
+		renderStatic(&b, v, names, upCount, scale, per)
 	}
 
 	// The routing maps, in the proxy's order: header rules, then cookie
@@ -325,3 +291,51 @@ func describe(r rollout.Routing) string {
 // regexQuote escapes the one regular-expression character a validated
 // rule value may hold ('.').
 func regexQuote(s string) string { return strings.ReplaceAll(s, ".", `\.`) }
+
+// renderStatic writes the upstreams of reload mode: the weights are the
+// servers' weight parameters.
+func renderStatic(b *bytes.Buffer, v view, names []string, upCount map[string]int, scale int, per map[string][]int) {
+	up := v.Upstream
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	// The weighted upstream: the versions that have weight, each server
+	// with its share; a down server stays listed (nginx keeps its state).
+	w("upstream %s {\n", up)
+	listed := 0
+	for _, name := range weightOrder(v.Routing.Weights) {
+		servers := v.Versions[name]
+		if len(servers) == 0 {
+			continue
+		}
+		w("    # %s: %d%% = %d of %d, %d of %d servers up\n", name, v.Routing.Weights[name], v.Routing.Weights[name]*scale, 100*scale, upCount[name], len(servers))
+		i := 0
+		for _, s := range servers {
+			listed++
+			if !s.Up {
+				w("    server %s down;\n", s.Addr)
+				continue
+			}
+			w("    server %s weight=%d;\n", s.Addr, per[name][i])
+			i++
+		}
+	}
+	if listed == 0 {
+		// nginx refuses an upstream without servers; this one never answers.
+		w("    # no version with weight has servers\n    server 127.0.0.1:9 down;\n")
+	}
+	w("    keepalive %d;\n}\n\n", Keepalive)
+
+	for _, name := range names {
+		w("upstream %s {\n", versionUpstream(up, name))
+		for _, s := range v.Versions[name] {
+			if s.Up {
+				w("    server %s;\n", s.Addr)
+			} else {
+				w("    server %s down;\n", s.Addr)
+			}
+		}
+		if len(v.Versions[name]) == 0 {
+			w("    server 127.0.0.1:9 down;\n")
+		}
+		w("    keepalive %d;\n}\n\n", Keepalive)
+	}
+}
