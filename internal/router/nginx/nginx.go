@@ -358,8 +358,8 @@ type change struct {
 	structure, control, upstream string
 	post                         []byte
 	weightsOnly                  bool
-	prev    []byte // the file before, nil when it did not exist
-	existed bool
+	prev                         []byte // the file before, nil when it did not exist
+	existed                      bool
 }
 
 // applyBatch renders every service of the batch, writes the files that
