@@ -192,3 +192,108 @@ server {
 		}
 	}
 }
+
+// TestNginxOutcomes: the shapes of line a real nginx writes for each kind
+// of outcome, and what each charges: a timeout (504) and a 500 are the
+// version's errors, a client that left (499) its request without error,
+// two refused targets one error, "no live upstreams" and a static answer
+// nobody's, and an intercepted 500 served by another group (error_page,
+// an internal redirect) an error of the first version and a success of
+// the second.
+func TestNginxOutcomes(t *testing.T) {
+	testenv.Integration(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(10 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	fail, fallback := newBackend(t, 1), newBackend(t, 0)
+	dead1, dead2 := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	hostOf := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+	conf := LogFormat + fmt.Sprintf(`
+upstream slow { server %s; }
+upstream dead { server %s; server %s; }
+upstream fail { server %s; }
+upstream fallback { server %s; }
+server {
+    listen {{.Addr}};
+    access_log {{.Dir}}/access.log %s;
+    location /timeout { proxy_pass http://slow; proxy_read_timeout 300ms; }
+    location /abandoned { proxy_pass http://slow; }
+    location /dead { proxy_pass http://dead; }
+    location /fail { proxy_pass http://fail; proxy_intercept_errors on; error_page 500 = @fallback; }
+    location @fallback { proxy_pass http://fallback; }
+    location /static { return 200 "static"; }
+}
+`, hostOf(slow), dead1, dead2, fail.addr(), fallback.addr(), FormatName)
+	n := testenv.StartNginx(t, conf)
+
+	f := New(filepath.Join(n.Dir, "access.log"), Options{Poll: 50 * time.Millisecond})
+	for ver, targets := range map[string][]string{
+		"slow": {hostOf(slow)}, "dead": {dead1, dead2}, "fail": {fail.addr()}, "fallback": {fallback.addr()},
+	} {
+		if err := f.SetVersion("web", ver, targets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.SetUpstreams("web", "slow", "dead", "fail", "fallback"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { f.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	testenv.WaitFor(t, 10*time.Second, func() bool { return !f.Stats().CaughtUp.IsZero() }, "the follower's first read")
+
+	get := func(path string, timeout time.Duration, want int) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: timeout}).Get("http://" + n.Addr + path)
+		if want == 0 { // the client gives up
+			if err == nil {
+				resp.Body.Close()
+				t.Errorf("GET %s answered %d, want the client to time out", path, resp.StatusCode)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	get("/timeout", 5*time.Second, http.StatusGatewayTimeout)
+	get("/abandoned", 300*time.Millisecond, 0)
+	get("/dead", 5*time.Second, http.StatusBadGateway) // both refuse: both marked failed
+	get("/dead", 5*time.Second, http.StatusBadGateway) // no live upstreams
+	get("/fail", 5*time.Second, http.StatusOK)
+	get("/static", 5*time.Second, http.StatusOK)
+	const lines = 6
+	// nginx logs the abandoned request once it notices the client left.
+	testenv.WaitFor(t, 10*time.Second, func() bool { return f.Stats().Lines >= lines }, "6 lines")
+	done := time.Now().Unix()
+	testenv.WaitFor(t, 10*time.Second, func() bool { return f.Stats().Through > done }, "the last second completed")
+
+	if st := f.Stats(); st.Lines != lines || st.Counted != 4 || st.Ignored != 2 || st.Malformed+st.Late+st.Unknown != 0 {
+		t.Errorf("Stats = %+v; want 6 lines: 4 counted, 2 ignored (no live upstreams, static)", st)
+	}
+	for ver, want := range map[string][2]int64{"slow": {2, 1}, "dead": {1, 1}, "fail": {1, 1}, "fallback": {1, 0}} {
+		s, err := f.Window(ctx, "web", ver, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Requests != want[0] || s.Errors != want[1] {
+			t.Errorf("%s: %d requests, %d errors; want %d, %d", ver, s.Requests, s.Errors, want[0], want[1])
+		}
+	}
+	if s, _ := f.Window(ctx, "web", "slow", time.Minute); s.Quantile(1) < 250*time.Millisecond {
+		t.Errorf("slow's slowest request took %v, want about 300ms (the timeout and the client's)", s.Quantile(1))
+	}
+}
