@@ -147,7 +147,8 @@ type Follower struct {
 	nextResolve time.Time
 	loggedErr   string
 
-	runMu     sync.Mutex // held by Run; Close takes it to wait for Run
+	runMu     sync.Mutex         // held by Run; Close takes it to wait for Run
+	cancelRun context.CancelFunc // Run's context's, under mu
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -355,6 +356,12 @@ func (f *Follower) Run(ctx context.Context) {
 		return
 	default:
 	}
+	// Close cancels what a poll waits for (host name lookups).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f.mu.Lock()
+	f.cancelRun = cancel
+	f.mu.Unlock()
 	defer f.closeFiles()
 	t := time.NewTicker(f.opt.Poll)
 	defer t.Stop()
@@ -374,6 +381,11 @@ func (f *Follower) Run(ctx context.Context) {
 // idempotent.
 func (f *Follower) Close() error {
 	f.closeOnce.Do(func() { close(f.done) })
+	f.mu.Lock()
+	if f.cancelRun != nil {
+		f.cancelRun()
+	}
+	f.mu.Unlock()
 	f.runMu.Lock()
 	defer f.runMu.Unlock()
 	f.closeFiles() // in case a test polled without Run

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
@@ -114,6 +116,20 @@ server {
 		}
 		cw.Wait()
 	}
+	// The analysis reads while Run records (the race detector watches).
+	readers, stopReading := context.WithCancel(ctx)
+	var rd sync.WaitGroup
+	rd.Go(func() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(f.Collector())
+		for readers.Err() == nil {
+			_, _ = f.Window(readers, "web", "green", time.Minute)
+			_, _ = f.Seconds(readers, "web", []string{"blue", "green"}, 0)
+			_, _ = reg.Gather()
+			_ = f.SetVersion("web", "red", []string{"127.0.0.1:1"})
+			time.Sleep(time.Millisecond) // a reader's pace, not synchronisation
+		}
+	})
 	burst()
 	// logrotate's default: rename, then reopen, while traffic goes on.
 	if err := os.Rename(path, path+".1"); err != nil {
@@ -130,6 +146,8 @@ server {
 		return err == nil
 	}, "nginx to reopen its log")
 	burst()
+	stopReading()
+	rd.Wait()
 	done := time.Now().Unix()
 	total := sent.Load()
 
