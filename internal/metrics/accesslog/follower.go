@@ -432,7 +432,7 @@ func (f *Follower) follow(start time.Time) error {
 			return fmt.Errorf("open access log: %w", statErr)
 		}
 	case f.cur == nil:
-		if err := f.open(fi, first); err != nil {
+		if err := f.open(first); err != nil {
 			return err
 		}
 	case !os.SameFile(f.cur.info, fi):
@@ -447,7 +447,7 @@ func (f *Follower) follow(start time.Time) error {
 		}
 		f.old, f.cur = f.cur, nil
 		f.old.grew = start
-		if err := f.open(fi, false); err != nil {
+		if err := f.open(false); err != nil {
 			return err
 		}
 	}
@@ -479,7 +479,7 @@ type file struct {
 
 // open opens the file at the path, at its end (its last complete line)
 // when atEnd, else at its start.
-func (f *Follower) open(fi os.FileInfo, atEnd bool) error {
+func (f *Follower) open(atEnd bool) error {
 	fd, err := os.Open(f.path)
 	if err != nil {
 		return fmt.Errorf("open access log: %w", err)
