@@ -85,6 +85,7 @@ type Daemon struct {
 	// routers by spec.trafficRouter kind; analyzer reads every metric source.
 	builtin  *builtin.Router
 	nginx    *nginxrouter.Router
+	logs     *accessLogs // nginx-mode services' access logs
 	analyzer runner.Analyzer
 	// webhooks calls spec.webhooks through the egress policy.
 	webhooks *hook.Webhooks
@@ -187,9 +188,7 @@ func New(opts Options) (*Daemon, error) {
 		token:    token,
 		builtin:  builtin.New(px),
 		nginx:    nginxrouter.New(nginxrouter.Options{Logger: opts.Logger, Health: hc}),
-		analyzer: runner.NewChecks(metrics.Sources{
-			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
-		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px),
+
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -197,6 +196,11 @@ func New(opts Options) (*Daemon, error) {
 			Help: "Finished rollouts by service and result (promoted, rolled-back, aborted).",
 		}, []string{"service", "result"}),
 	}
+	d.logs = newAccessLogs(d)
+	// builtin is the proxy's windows, or an nginx-mode service's access log.
+	d.analyzer = runner.NewChecks(metrics.Sources{
+		spec.ProviderBuiltin: builtinSource{d},
+	}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px)
 	reg.MustRegister(d.rolloutsTotal)
 	hc.OnChange(d.healthChanged)
 	return d, nil
@@ -332,6 +336,7 @@ func (d *Daemon) shutdownProxy() {
 	}
 	// nginx keeps serving the last include file; only the loop stops.
 	d.nginx.Close()
+	d.logs.close()
 	d.checker.Close()
 }
 
@@ -449,6 +454,9 @@ func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
 	if err := d.nginx.Configure(nginxServices(svcs)); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
+	if err := d.logs.configure(nginxServices(svcs)); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
 
 	var errs []error
 	for _, c := range changes {
@@ -522,7 +530,7 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 // Validate refuses a spec with neither or both).
 func (d *Daemon) routerFor(svc *spec.Service) (runner.Router, runner.Targets) {
 	if svc.Spec.TrafficRouter.Nginx != nil {
-		return d.nginx, d.nginx
+		return d.nginx, nginxTargets{router: d.nginx, logs: d.logs}
 	}
 	return d.builtin, d.builtin
 }

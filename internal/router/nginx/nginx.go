@@ -24,11 +24,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -284,6 +286,29 @@ func (r *Router) Targets(name string) map[string]string {
 				out[t.Addr()] = v
 			}
 		}
+	}
+	return out
+}
+
+// Has reports whether name is a service Configure set up.
+func (r *Router) Has(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.services[name] != nil
+}
+
+// Upstreams returns the names of a service's upstreams, as nginx logs them
+// in $proxy_host: the weighted one and one per registered version.
+func (r *Router) Upstreams(name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sv := r.services[name]
+	if sv == nil {
+		return nil
+	}
+	out := []string{sv.cfg.UpstreamName}
+	for _, v := range slices.Sorted(maps.Keys(sv.versions)) {
+		out = append(out, versionUpstream(sv.cfg.UpstreamName, v))
 	}
 	return out
 }
