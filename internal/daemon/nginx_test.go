@@ -7,13 +7,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/admin"
+	"github.com/switchyard/switchyard/internal/metrics/accesslog"
 	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
@@ -201,4 +204,99 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+const nginxAnalysed = `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  versions:
+    - {name: blue, targets: [BLUE]}
+    - {name: green, targets: [GREEN]}
+  stable: blue
+  healthCheck: {path: /health, interval: 100ms, timeout: 90ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {duration: 10m}}]
+  analysis:
+    interval: 500ms
+    threshold: 2
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+`
+
+// TestNginxModeRollbackFromAccessLog rolls back a canary that starts
+// failing 5% of its requests, judged from nginx's access log alone (nginx
+// mode has no proxy of Switchyard's to measure), and the log is rotated in
+// the middle of the rollout, before the errors start: the verdicts that
+// roll back are read from the new file.
+func TestNginxModeRollbackFromAccessLog(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	f := startNginxFront(t, blue.addr())
+	logPath := filepath.Join(f.Dir, "access.log")
+	// The user's nginx.conf: the documented log_format and access_log.
+	conf, _ := os.ReadFile(f.Config)
+	// (inside the server: the test harness's http block has access_log off)
+	withLog := strings.Replace(string(conf), "    server {", "    "+accesslog.LogFormat+"\n    server {\n        access_log "+logPath+" "+accesslog.FormatName+";", 1)
+	if err := os.WriteFile(f.Config, []byte(withLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		f.get()
+		_, err := os.Stat(logPath)
+		return err == nil
+	}, "nginx to write its access log")
+	router := strings.Replace(f.router(), "nginx: {", "nginx: {accessLog: "+logPath+", ", 1)
+	doc := strings.NewReplacer("BLUE", `"`+blue.addr()+`"`, "GREEN", `"`+green.addr()+`"`).Replace(nginxAnalysed) + router
+	d, c, _ := runDaemon(t, parseDoc(t, doc), Options{})
+	ctx := context.Background()
+	stop := make(chan struct{})
+	defer close(stop)
+	load(t, f.Addr, stop)
+
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	passed := func(st admin.ServiceStatus) bool {
+		for _, v := range st.LastVerdicts {
+			if v.Metric == spec.MetricRequestSuccessRate && v.Result == rollout.VerdictPassed {
+				return true
+			}
+		}
+		return false
+	}
+	testenv.WaitFor(t, 20*time.Second, func() bool {
+		st, err := c.Service(ctx, "web")
+		return err == nil && st.Weights["green"] == 50 && passed(st)
+	}, "a passing verdict of the healthy canary at 50%")
+
+	// logrotate's way: rename, then nginx -s reopen.
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(f.Command("-s", "reopen")[0], f.Command("-s", "reopen")[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -s reopen: %v\n%s", err, out)
+	}
+	follower := d.logs.follower("web")
+	testenv.WaitFor(t, 10*time.Second, func() bool { return follower.Stats().Reopens >= 1 }, "the follower to open the new access log")
+	countedAtRotation := follower.Stats().Counted
+
+	green.failEvery.Store(20) // 5% of green's requests fail from now on
+	st := waitFor(t, c, "green rolled back", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	if st.LastRollout.Result != rollout.ResultRolledBack || st.StableVersion != "blue" || st.Weights["blue"] != 100 {
+		t.Fatalf("last rollout %+v, stable %q, weights %v; want rolled back to blue 100", st.LastRollout, st.StableVersion, st.Weights)
+	}
+	if !strings.Contains(st.LastRollout.Reason, spec.MetricRequestSuccessRate) {
+		t.Errorf("rollback reason %q does not name the metric", st.LastRollout.Reason)
+	}
+	stats := follower.Stats()
+	t.Logf("access log: %+v; rollback: %s", stats, st.LastRollout.Reason)
+	if stats.Counted <= countedAtRotation {
+		t.Errorf("no line counted after the rotation (%d before, %d now): the verdicts did not come from the new file", countedAtRotation, stats.Counted)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() bool { return f.share(30, "blue") == 30 }, "nginx to serve only blue after the rollback")
 }
