@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,13 @@ const nginxSays = `nginx: [emerg] invalid number of arguments in "server" direct
 // with before Switchyard takes it over) that sends everything to first.
 func startNginxFront(t *testing.T, first string) *nginxFront {
 	t.Helper()
+	return startNginxFrontWith(t, first, false)
+}
+
+// startNginxFrontWith is startNginxFront, with Debian's lua module loaded
+// when lua is set.
+func startNginxFrontWith(t *testing.T, first string, lua bool) *nginxFront {
+	t.Helper()
 	testenv.Integration(t)
 	dir := t.TempDir()
 	f := &nginxFront{include: filepath.Join(dir, "web.conf"), reject: filepath.Join(dir, "reject"), client: &http.Client{Timeout: 5 * time.Second}}
@@ -44,7 +52,7 @@ func startNginxFront(t *testing.T, first string) *nginxFront {
 	if err := os.WriteFile(f.include, []byte(initial), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.Nginx = testenv.StartNginx(t, `
+	f.Nginx = testenv.StartNginxWith(t, testenv.NginxOptions{Lua: lua}, `
     include `+dir+`/*.conf;
     server {
         listen {{.Addr}};
@@ -299,4 +307,83 @@ func TestNginxModeRollbackFromAccessLog(t *testing.T) {
 		t.Errorf("no line counted after the rotation (%d before, %d now): the verdicts did not come from the new file", countedAtRotation, stats.Counted)
 	}
 	testenv.WaitFor(t, 10*time.Second, func() bool { return f.share(30, "blue") == 30 }, "nginx to serve only blue after the rollback")
+}
+
+const switchService = `apiVersion: switchyard.dev/v1alpha1
+kind: Service
+metadata: {name: web}
+spec:
+  versions:
+    - {name: blue, targets: [BLUE]}
+    - {name: green, targets: [GREEN]}
+  stable: blue
+  healthCheck: {path: /health, interval: 100ms, timeout: 90ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  strategy:
+    blueGreen: {scaleDownDelay: 10m}
+`
+
+// TestDeployToFirstRequest measures the time from a blue-green deploy to
+// the first request the new version answers, through the built-in proxy
+// and through nginx in each mode, and logs them side by side (timings are
+// reported, never asserted). Each leg deploys back and forth a few times;
+// the median is reported.
+func TestDeployToFirstRequest(t *testing.T) {
+	testenv.Integration(t)
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	doc := strings.NewReplacer("BLUE", `"`+blue.addr()+`"`, "GREEN", `"`+green.addr()+`"`).Replace(switchService)
+	const rounds = 5
+	measure := func(t *testing.T, c *admin.Client, front string) time.Duration {
+		ctx := context.Background()
+		client := &http.Client{Timeout: 5 * time.Second}
+		get := func() string {
+			res, err := client.Get("http://" + front + "/")
+			if err != nil {
+				return ""
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			return string(b)
+		}
+		testenv.WaitFor(t, 10*time.Second, func() bool { return get() == "blue" }, "blue to answer")
+		var took []time.Duration
+		to := "green"
+		for range rounds {
+			start := time.Now()
+			if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: to}); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitFor(t, 10*time.Second, func() bool { return get() == to }, to+" to answer")
+			took = append(took, time.Since(start))
+			waitFor(t, c, to+" promoted", func(st admin.ServiceStatus) bool {
+				return st.StableVersion == to && st.LastRollout != nil && st.LastRollout.Version == to && st.Rollout == nil
+			})
+			to = map[string]string{"green": "blue", "blue": "green"}[to]
+		}
+		slices.Sort(took)
+		return took[len(took)/2]
+	}
+	results := map[string]time.Duration{}
+	t.Run("proxy", func(t *testing.T) {
+		_, c, listen := startDaemon(t, strings.Replace(doc, "spec:\n", "spec:\n  listen: LISTEN\n", 1))
+		results["proxy"] = measure(t, c, listen)
+	})
+	for _, mode := range []string{spec.NginxModeReload, spec.NginxModeLua} {
+		t.Run("nginx-"+mode, func(t *testing.T) {
+			f := startNginxFrontWith(t, blue.addr(), mode == spec.NginxModeLua)
+			router := f.router()
+			if mode == spec.NginxModeLua {
+				router = strings.Replace(router, "nginx: {", "nginx: {mode: lua, controlAddress: "+testenv.FreeAddr(t)+", ", 1)
+			}
+			_, c, _ := runDaemon(t, parseDoc(t, doc+router), Options{})
+			results["nginx "+mode] = measure(t, c, f.Addr)
+		})
+	}
+	p := results["proxy"]
+	line := fmt.Sprintf("deploy to first request of the new version (median of %d blue-green deploys): proxy %v", rounds, p.Round(time.Millisecond))
+	for _, k := range []string{"nginx reload", "nginx lua"} {
+		if d, ok := results[k]; ok && p > 0 {
+			line += fmt.Sprintf(", %s %v (%.1f× the proxy's)", k, d.Round(time.Millisecond), float64(d)/float64(p))
+		}
+	}
+	t.Log(line)
 }
