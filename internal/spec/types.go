@@ -375,7 +375,8 @@ type Metric struct {
 	// analysis interval.
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Provider names the metric source: "builtin" (the built-in proxy's
-	// measurements of every request, the default) or "prometheus" (the
+	// measurements of every request, the default; in nginx mode, nginx's
+	// access log, spec.trafficRouter.nginx.accessLog) or "prometheus" (the
 	// default with a prometheus block).
 	Provider string `json:"provider,omitempty"`
 }
