@@ -105,6 +105,9 @@ type service struct {
 	written []byte
 	// structure is the lua-mode structure nginx was last reloaded with.
 	structure string
+	// moved are include files the service wrote before its includeFile
+	// changed, removed by its next commit.
+	moved []string
 }
 
 // New returns a Router and starts its apply loop; Close stops it.
@@ -168,7 +171,14 @@ func (r *Router) Configure(svcs []*spec.Service) error {
 			sv = &service{name: name, versions: map[string][]*health.Target{}}
 			r.services[name] = sv
 		}
-		sv.cfg = *s.Spec.TrafficRouter.Nginx
+		next := *s.Spec.TrafficRouter.Nginx
+		if sv.written != nil && sv.cfg.IncludeFile != next.IncludeFile {
+			// The old file goes in the same transaction that writes the
+			// new one; until then nginx runs with the old one.
+			sv.moved = append(sv.moved, sv.cfg.IncludeFile)
+			sv.written, sv.structure = nil, ""
+		}
+		sv.cfg = next
 		sv.rules = s.Spec.Routing.Rules
 		sv.trusted = s.Spec.Routing.TrustedSources
 		sv.sticky = s.Spec.Routing.StickySessions
@@ -385,6 +395,7 @@ type change struct {
 	weightsOnly                  bool
 	prev                         []byte // the file before, nil when it did not exist
 	existed                      bool
+	moved                        []string // old include files to remove
 }
 
 // applyBatch renders every service of the batch, writes the files that
@@ -457,7 +468,7 @@ func (r *Router) prepare(name string) (*change, error) {
 		}
 		v.Versions[ver] = ss
 	}
-	written, path := sv.written, sv.cfg.IncludeFile
+	written, path, moved := sv.written, sv.cfg.IncludeFile, slices.Clone(sv.moved)
 	r.mu.Unlock()
 	for ver, w := range v.Routing.Weights {
 		if _, ok := v.Versions[ver]; !ok && w > 0 {
@@ -465,7 +476,7 @@ func (r *Router) prepare(name string) (*change, error) {
 		}
 	}
 	key := append(render(v), '\n')
-	c := &change{sv: sv, want: v.Routing, content: key, key: key, path: path}
+	c := &change{sv: sv, want: v.Routing, content: key, key: key, path: path, moved: moved}
 	if sv.cfg.Mode == spec.NginxModeLua {
 		v.Lua = &luaParams{Control: sv.cfg.ControlAddress}
 		c.structure = structureOf(v)
@@ -499,8 +510,18 @@ var errTestFailed = errors.New("nginx test failed")
 // service of one Switchyard drives the same nginx).
 func (r *Router) commit(ctx context.Context, changes []*change) error {
 	var written []*change
+	type removal struct {
+		path string
+		prev []byte
+	}
+	var removed []removal
 	restore := func() error {
 		var errs []error
+		for _, rm := range removed {
+			if err := writeAtomic(rm.path, rm.prev); err != nil {
+				errs = append(errs, fmt.Errorf("restore %s: %w", rm.path, err))
+			}
+		}
 		for _, c := range written {
 			var err error
 			if c.existed {
@@ -527,6 +548,19 @@ func (r *Router) commit(ctx context.Context, changes []*change) error {
 			return errors.Join(fmt.Errorf("write %s: %w", c.path, err), restore())
 		}
 		written = append(written, c)
+		for _, old := range c.moved {
+			prev, err := os.ReadFile(old)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err == nil {
+				err = os.Remove(old)
+			}
+			if err != nil {
+				return errors.Join(fmt.Errorf("remove the previous include file %s: %w", old, err), restore())
+			}
+			removed = append(removed, removal{old, prev})
+		}
 	}
 	cfg := changes[0].sv.cfg
 	if out, err := run(ctx, cfg.TestCommand); err != nil {
@@ -558,6 +592,7 @@ func (r *Router) commit(ctx context.Context, changes []*change) error {
 		c.sv.written = c.key
 		c.sv.structure = c.structure
 		c.sv.routed = &c.want
+		c.sv.moved = slices.DeleteFunc(c.sv.moved, func(p string) bool { return slices.Contains(c.moved, p) })
 	}
 	r.mu.Unlock()
 	for _, c := range changes {

@@ -303,22 +303,18 @@ func TestUnhealthyTargetDown(t *testing.T) {
 // test command's output verbatim.
 func TestRejectedRender(t *testing.T) {
 	const nginxSays = `nginx: [emerg] invalid number of arguments in "server" directive in /etc/nginx/switchyard/web.conf:7`
-	var reject atomic.Bool
-	f := newFixture(t, func(f *fixture, n *spec.NginxRouter) {
-		// The instance's real nginx -t, failing with nginx's own words
-		// while reject is set (the test flips a file the command reads).
-		flag := filepath.Join(t.TempDir(), "reject")
-		n.TestCommand = []string{"sh", "-c", `if [ -e "$0" ]; then echo "$1" >&2; exit 1; fi; shift; exec "$@"`, flag, nginxSays}
-		n.TestCommand = append(n.TestCommand, f.nginx.Command("-t")...)
-		t.Cleanup(func() { os.Remove(flag) })
-		rejectOn = func(on bool) {
-			reject.Store(on)
-			if on {
-				os.WriteFile(flag, nil, 0o644)
-			} else {
-				os.Remove(flag)
-			}
+	// The instance's real nginx -t, failing with nginx's own words while
+	// the flag file exists.
+	flag := filepath.Join(t.TempDir(), "reject")
+	rejectOn := func(on bool) {
+		if on {
+			os.WriteFile(flag, nil, 0o644)
+		} else {
+			os.Remove(flag)
 		}
+	}
+	f := newFixture(t, func(f *fixture, n *spec.NginxRouter) {
+		n.TestCommand = append([]string{"sh", "-c", `if [ -e "$0" ]; then echo "$1" >&2; exit 1; fi; shift; exec "$@"`, flag, nginxSays}, f.nginx.Command("-t")...)
 	})
 	f.route(t, rollout.Routing{Stable: "blue", Weights: rollout.Weights{"blue": 100}})
 	before, _ := os.ReadFile(f.file)
@@ -346,8 +342,6 @@ func TestRejectedRender(t *testing.T) {
 	f.route(t, rollout.Routing{Stable: "blue", Canary: "green", Weights: rollout.Weights{"blue": 50, "green": 50}})
 	testenv.WaitFor(t, 10*time.Second, func() bool { return f.counts(t, 40)["green"] > 0 }, "green to take traffic after the test passes again")
 }
-
-var rejectOn func(bool)
 
 // TestNginxNotRunning: a reload with no nginx running is ErrNotRunning,
 // and the previous file is back.
@@ -414,4 +408,27 @@ func TestRenderedFilesLoad(t *testing.T) {
 			t.Errorf("%s.conf: %v", name, err)
 		}
 	}
+}
+
+// TestIncludeFileMoved: a service whose includeFile changes writes the new
+// file and removes the old one in one transaction (both in nginx's glob
+// would be two upstreams of one name, which nginx -t refuses).
+func TestIncludeFileMoved(t *testing.T) {
+	f := newFixture(t, nil)
+	f.route(t, rollout.Routing{Stable: "blue", Weights: rollout.Weights{"blue": 100}})
+	moved := *f.svc
+	n := *f.svc.Spec.TrafficRouter.Nginx
+	n.IncludeFile = filepath.Join(filepath.Dir(f.file), "web-moved.conf")
+	moved.Spec.TrafficRouter.Nginx = &n
+	if err := f.router.Configure([]*spec.Service{&moved}); err != nil {
+		t.Fatal(err)
+	}
+	f.route(t, rollout.Routing{Stable: "green", Weights: rollout.Weights{"green": 100}})
+	if _, err := os.Stat(f.file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the old include file %s is still there (%v)", f.file, err)
+	}
+	if b, err := os.ReadFile(n.IncludeFile); err != nil || !strings.Contains(string(b), "upstream web__green") {
+		t.Errorf("new include file: %v\n%s", err, b)
+	}
+	f.waitServing(t, "green")
 }
