@@ -432,3 +432,88 @@ func TestIncludeFileMoved(t *testing.T) {
 	}
 	f.waitServing(t, "green")
 }
+
+// TestRulesThroughNginx checks the routing maps by requests through nginx:
+// a header rule for trusted sources only, a cookie rule with always and
+// never, and sticky sessions that keep a session on one version while the
+// split spreads sessions over both.
+func TestRulesThroughNginx(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		want    string // what x-canary: true reaches
+	}{
+		{"trusted client", []string{"127.0.0.0/8"}, "green"},
+		{"untrusted client", []string{"10.0.0.0/8"}, ""}, // ignored: the session's version
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(f *fixture, n *spec.NginxRouter) {
+				f.svc.Spec.Routing = spec.Routing{
+					Rules: []spec.Rule{
+						{Header: &spec.Match{Name: "x-canary", Value: "true"}, To: spec.RoleCanary},
+						{Cookie: &spec.Match{Name: "canary", Value: "v1.2"}, To: spec.RoleCanary},
+					},
+					TrustedSources: tc.trusted,
+					StickySessions: &spec.StickySessions{Cookie: "session"},
+				}
+			})
+			f.route(t, rollout.Routing{Stable: "blue", Canary: "green", Weights: rollout.Weights{"blue": 50, "green": 50}})
+			testenv.WaitFor(t, 10*time.Second, func() bool {
+				b, _ := os.ReadFile(f.file)
+				return strings.Contains(string(b), "split_clients") && f.counts(t, 1, "Cookie", "canary=always")["green"] == 1
+			}, "the rendered routing in force")
+			version := func(header ...string) string {
+				v, _, _ := strings.Cut(f.get(t, header...), "-")
+				return v
+			}
+			// A session the split sends to blue, so that the header rule
+			// (green) and the split (blue) disagree.
+			blueSession := ""
+			for i := 0; blueSession == "" && i < 100; i++ {
+				if c := fmt.Sprintf("session=b%d", i); version("Cookie", c) == "blue" {
+					blueSession = c
+				}
+			}
+			want := tc.want
+			if want == "" {
+				want = "blue"
+			}
+			for _, c := range []struct {
+				header []string
+				want   string
+			}{
+				{[]string{"X-Canary", "true", "Cookie", blueSession}, want},
+				{[]string{"Cookie", "canary=v1.2"}, "green"},
+				{[]string{"Cookie", "canary=v1.3; session=s1"}, ""}, // not a match: sticky decides
+				{[]string{"Cookie", "canary=always"}, "green"},
+				{[]string{"Cookie", "canary=never"}, "blue"},
+			} {
+				for range 10 {
+					got := version(c.header...)
+					if c.want == "" {
+						c.want = got
+					}
+					if got != c.want {
+						t.Errorf("request with %q reached %s, want %s", c.header, got, c.want)
+						break
+					}
+				}
+			}
+			// Sticky: a session stays on its version; sessions spread.
+			seen := map[string]int{}
+			for i := range 40 {
+				cookie := fmt.Sprintf("session=s%d", i)
+				first := version("Cookie", cookie)
+				for range 5 {
+					if got := version("Cookie", cookie); got != first {
+						t.Fatalf("session s%d moved from %s to %s at constant weights", i, first, got)
+					}
+				}
+				seen[first]++
+			}
+			if seen["blue"] < 8 || seen["green"] < 8 {
+				t.Errorf("40 sessions at 50/50 went %v; want both versions to get a fair part", seen)
+			}
+		})
+	}
+}
