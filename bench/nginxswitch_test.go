@@ -23,7 +23,10 @@ import (
 var (
 	switches      = flag.Int("switches", 100, "TestNginxSwitchCost: blue-green switches per mode")
 	switchClients = flag.Int("switch-clients", 20, "TestNginxSwitchCost: keep-alive clients of each kind (retrying, non-retrying)")
-	switchGap     = flag.Duration("switch-gap", 30*time.Millisecond, "TestNginxSwitchCost: pause between two switches")
+	switchGap     = flag.Duration("switch-gap", 100*time.Millisecond, "TestNginxSwitchCost: pause between two switches")
+	// The suite runs packages in parallel on few cores: clients that send
+	// back to back would starve other packages' timing-sensitive tests.
+	switchThink = flag.Duration("switch-think", 10*time.Millisecond, "TestNginxSwitchCost: each client's pause between requests (0: back to back)")
 )
 
 // TestNginxSwitchCost makes blue-green switches through Switchyard's nginx
@@ -139,6 +142,8 @@ func switchRun(t *testing.T, mode string) (SwitchResult, int) {
 	if err := route("blue"); err != nil {
 		t.Fatalf("first route: %v\n%s", err, n.Output())
 	}
+	// New connections may reach old workers until they exit.
+	n.WaitReloaded(t, 2)
 	c := &http.Client{Timeout: 5 * time.Second}
 	testenv.WaitFor(t, 10*time.Second, func() bool {
 		res, err := c.Get("http://" + n.Addr + "/")
@@ -149,9 +154,10 @@ func switchRun(t *testing.T, mode string) (SwitchResult, int) {
 		res.Body.Close()
 		return string(b) == "blue"
 	}, "nginx to serve blue")
+	logBefore := len(n.Output())
 	before := strings.Count(n.Output(), "(SIGHUP) received")
 	res, err := SwitchUnderLoad(ctx, SwitchLoad{
-		URL: "http://" + n.Addr + "/", Clients: *switchClients, Switches: *switches, Gap: *switchGap,
+		URL: "http://" + n.Addr + "/", Clients: *switchClients, Switches: *switches, Gap: *switchGap, Think: *switchThink,
 		Switch: func(ctx context.Context, i int) error {
 			if i%2 == 0 {
 				return route("green")
@@ -164,7 +170,7 @@ func switchRun(t *testing.T, mode string) (SwitchResult, int) {
 	}
 	if res.NonRetrying.Failed > 0 || res.Retrying.Failed > 0 {
 		var lines []string
-		for _, l := range strings.Split(n.Output(), "\n") {
+		for _, l := range strings.Split(n.Output()[logBefore:], "\n") {
 			if strings.Contains(l, "[error]") || strings.Contains(l, "[crit]") || strings.Contains(l, "[alert]") {
 				lines = append(lines, l)
 			}

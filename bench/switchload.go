@@ -51,6 +51,9 @@ type SwitchLoad struct {
 	// Gap is the pause between two switches, so that each switch happens
 	// under load on connections that were kept alive across the last one.
 	Gap time.Duration
+	// Think is each client's pause between two requests (0: back to back,
+	// which saturates the machine).
+	Think time.Duration
 }
 
 // SwitchUnderLoad runs the clients, makes the switches and stops the
@@ -76,6 +79,13 @@ func SwitchUnderLoad(ctx context.Context, l SwitchLoad) (SwitchResult, error) {
 			wg.Go(func() {
 				defer tr.CloseIdleConnections()
 				for {
+					if l.Think > 0 {
+						select {
+						case <-stop:
+							return
+						case <-time.After(l.Think):
+						}
+					}
 					select {
 					case <-stop:
 						return

@@ -270,6 +270,34 @@ func (n *Nginx) Command(extra ...string) []string {
 	return append([]string{n.bin}, n.args(extra...)...)
 }
 
+// Workers returns the process ids of the master's children: its workers,
+// old ones still finishing after a reload included.
+func (n *Nginx) Workers() ([]int, error) {
+	pid := n.PID()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// WaitReloaded waits until the master runs exactly want workers (the old
+// ones of a reload have exited): from then on, new connections are served
+// by the configuration in force only.
+func (n *Nginx) WaitReloaded(t testing.TB, want int) {
+	t.Helper()
+	WaitFor(t, 20*time.Second, func() bool {
+		ws, err := n.Workers()
+		return err == nil && len(ws) == want
+	}, fmt.Sprintf("nginx to run %d workers, the old ones gone", want))
+}
+
 // Test runs `nginx -t` on the instance's configuration file as it is now.
 func (n *Nginx) Test() error {
 	out, err := exec.Command(n.bin, n.args("-t")...).CombinedOutput()
