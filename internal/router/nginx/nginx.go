@@ -384,6 +384,7 @@ func (r *Router) loop() {
 // change is one service's part of a batch.
 type change struct {
 	sv      *service
+	cfg     spec.NginxRouter // the service's settings when it was rendered
 	want    rollout.Routing
 	content []byte
 	key     []byte // content, and in lua mode without its gen
@@ -468,7 +469,7 @@ func (r *Router) prepare(name string) (*change, error) {
 		}
 		v.Versions[ver] = ss
 	}
-	written, path, moved := sv.written, sv.cfg.IncludeFile, slices.Clone(sv.moved)
+	written, path, moved, cfg := sv.written, sv.cfg.IncludeFile, slices.Clone(sv.moved), sv.cfg
 	r.mu.Unlock()
 	for ver, w := range v.Routing.Weights {
 		if _, ok := v.Versions[ver]; !ok && w > 0 {
@@ -476,9 +477,9 @@ func (r *Router) prepare(name string) (*change, error) {
 		}
 	}
 	key := append(render(v), '\n')
-	c := &change{sv: sv, want: v.Routing, content: key, key: key, path: path, moved: moved}
-	if sv.cfg.Mode == spec.NginxModeLua {
-		v.Lua = &luaParams{Control: sv.cfg.ControlAddress}
+	c := &change{sv: sv, cfg: cfg, want: v.Routing, content: key, key: key, path: path, moved: moved}
+	if cfg.Mode == spec.NginxModeLua {
+		v.Lua = &luaParams{Control: cfg.ControlAddress}
 		c.structure = structureOf(v)
 		v.Lua.Structure = c.structure
 		key = append(render(v), '\n')
@@ -486,8 +487,8 @@ func (r *Router) prepare(name string) (*change, error) {
 		v.Lua.Gen = r.nextGen()
 		c.content = append(render(v), '\n')
 		c.post = postBody(v.Lua.Gen, peersOf(v, weightsOf(v)))
-		c.control = sv.cfg.ControlAddress
-		c.upstream = sv.cfg.UpstreamName
+		c.control = cfg.ControlAddress
+		c.upstream = cfg.UpstreamName
 		r.mu.Lock()
 		c.weightsOnly = sv.written != nil && sv.structure == c.structure
 		r.mu.Unlock()
@@ -562,7 +563,7 @@ func (r *Router) commit(ctx context.Context, changes []*change) error {
 			removed = append(removed, removal{old, prev})
 		}
 	}
-	cfg := changes[0].sv.cfg
+	cfg := changes[0].cfg
 	if out, err := run(ctx, cfg.TestCommand); err != nil {
 		rerr := restore()
 		return errors.Join(fmt.Errorf("%w: %s %s; the previous %s is back in place and nginx was not reloaded:\n%s",
@@ -619,7 +620,7 @@ func (r *Router) commitPost(ctx context.Context, c *change) error {
 	if err := writeAtomic(c.path, c.content); err != nil {
 		return errors.Join(fmt.Errorf("write %s: %w", c.path, err), restore())
 	}
-	cfg := c.sv.cfg
+	cfg := c.cfg
 	if out, err := run(ctx, cfg.TestCommand); err != nil {
 		return errors.Join(fmt.Errorf("%w: %s %s; the previous file %s is back in place and nothing was posted:\n%s",
 			errTestFailed, argvString(cfg.TestCommand), err, c.path, out), restore())
