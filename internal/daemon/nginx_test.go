@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,4 +388,57 @@ func TestDeployToFirstRequest(t *testing.T) {
 		}
 	}
 	t.Log(line)
+}
+
+// TestNginxModeHealthGate: in nginx mode Switchyard's own health checks
+// gate the new version as in standalone mode: while green fails them the
+// rollout waits at its health gate and nginx sends green nothing, not even
+// the requests the x-canary rule would send it (rendered down); once green
+// passes, the canary step is in force.
+func TestNginxModeHealthGate(t *testing.T) {
+	blue := startApp(t, "blue")
+	var sick atomic.Bool
+	sick.Store(true)
+	green := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" && sick.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "green")
+	}))
+	t.Cleanup(green.Close)
+	f := startNginxFront(t, blue.addr())
+	doc := strings.NewReplacer("[BLUE]", `["`+blue.addr()+`"]`, "GREEN", `"`+strings.TrimPrefix(green.URL, "http://")+`"`).Replace(nginxService) + f.router()
+	_, c, _ := runDaemon(t, parseDoc(t, doc), Options{})
+	ctx := context.Background()
+	testenv.WaitFor(t, 10*time.Second, func() bool { return f.share(10, "blue") == 10 }, "nginx to serve blue")
+	if _, err := c.Deploy(ctx, "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "the rollout at its health gate", func(st admin.ServiceStatus) bool {
+		return st.Rollout != nil && st.Step.Kind == string(rollout.StepHealthGate)
+	})
+	// Green's probes have failed: still gated, nothing reaches green.
+	waitFor(t, c, "a failed probe of green", func(st admin.ServiceStatus) bool {
+		for _, tg := range st.Targets {
+			if tg.Version == "green" && tg.LastError != "" {
+				return true
+			}
+		}
+		return false
+	})
+	for range 5 {
+		if got := f.share(20, "green"); got != 0 {
+			t.Fatalf("%d requests reached green while it fails its health checks", got)
+		}
+		if got := f.get("X-Canary", "true"); got == "green" {
+			t.Fatalf("x-canary: true reached green while it fails its health checks")
+		}
+	}
+	if st, _ = c.Service(ctx, "web"); st.Step.Kind != string(rollout.StepHealthGate) || st.Weights["green"] != 0 {
+		t.Fatalf("rollout at %q with weights %v while green is unhealthy; want held at the health gate", st.Step.Kind, st.Weights)
+	}
+	sick.Store(false)
+	waitFor(t, c, "the canary at 5% once green is healthy", func(st admin.ServiceStatus) bool { return st.Weights["green"] == 5 })
+	testenv.WaitFor(t, 10*time.Second, func() bool { return f.get("X-Canary", "true") == "green" }, "x-canary: true to reach green")
 }
