@@ -159,6 +159,7 @@ back automatically. Start with "switchyard demo".`,
 	root.AddCommand(
 		e.serveCommand(),
 		e.validateCommand(),
+		e.planCommand(),
 		e.applyCommand(),
 		e.statusCommand(),
 		e.deployCommand(),

@@ -29,7 +29,7 @@ func decisive(h []rollout.HistoryEntry, limit int) (kept []rollout.HistoryEntry,
 		v := e.Verdict
 		if v == nil {
 			switch e.Kind {
-			case "step", "promoted", "rolled-back", "paused", "aborted", "switched", "promote":
+			case "step", "promoted", "rolled-back", "paused", "aborted", "switched", "promote", "judge-promote":
 				flush()
 			}
 			kept = append(kept, e)

@@ -87,6 +87,9 @@ type Daemon struct {
 	nginx    *nginxrouter.Router
 	logs     *accessLogs // nginx-mode services' access logs
 	analyzer runner.Analyzer
+	// judge is the sequential judge (one of analyzer's), which also keeps
+	// every service's baseline.
+	judge *runner.Judge
 	// webhooks calls spec.webhooks through the egress policy.
 	webhooks *hook.Webhooks
 	reg      *prometheus.Registry
@@ -188,7 +191,6 @@ func New(opts Options) (*Daemon, error) {
 		token:    token,
 		builtin:  builtin.New(px),
 		nginx:    nginxrouter.New(nginxrouter.Options{Logger: opts.Logger, Health: hc}),
-
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -197,10 +199,16 @@ func New(opts Options) (*Daemon, error) {
 		}, []string{"service", "result"}),
 	}
 	d.logs = newAccessLogs(d)
-	// builtin is the proxy's windows, or an nginx-mode service's access log.
-	d.analyzer = runner.NewChecks(metrics.Sources{
-		spec.ProviderBuiltin: builtinSource{d},
-	}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px)
+	// builtin is the proxy's windows, or an nginx-mode service's access
+	// log, for the threshold checks and the sequential judge alike.
+	builtinSrc := builtinSource{d}
+	d.judge = runner.NewJudge(func(*spec.Service) metrics.SecondSource { return builtinSrc })
+	d.analyzer = runner.Analyzers{
+		runner.NewChecks(metrics.Sources{
+			spec.ProviderBuiltin: builtinSrc,
+		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px),
+		d.judge,
+	}
 	reg.MustRegister(d.rolloutsTotal)
 	hc.OnChange(d.healthChanged)
 	return d, nil
@@ -473,6 +481,12 @@ func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
 		d.services[name] = &serviceEntry{runner: r, cancel: cancel}
 		d.mu.Unlock()
 		d.runners.Go(func() { r.Run(rctx) })
+		d.runners.Go(func() {
+			d.judge.Watch(rctx, name, func() (*spec.Service, string) {
+				svc, st := r.Snapshot()
+				return svc, st.Stable
+			})
+		})
 		if err := r.WaitStarted(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("service %q: %w", name, err))
 		}

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -32,11 +33,20 @@ type RetireVersion struct {
 // StartAnalysis asks the runner to evaluate the analysis checks of Canary
 // against Stable every interval and feed Verdict events.
 type StartAnalysis struct {
-	Canary string `json:"canary"`
-	Stable string `json:"stable"`
+	// Rollout is the rollout's ID: a judge that spans the weights of one
+	// rollout keeps its evidence across the StartAnalysis of each weight.
+	Rollout uint64 `json:"rollout,omitempty"`
+	Canary  string `json:"canary"`
+	Stable  string `json:"stable"`
 	// Weight is the canary's weight the analysis measures; a new weight
 	// starts a new analysis.
 	Weight int `json:"weight,omitempty"`
+	// Checkpoint is the sequential judge's last saved state (Reconcile
+	// after a restart, or a new weight).
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
+	// Phases are the weights the rollout's steps give the canary
+	// (JudgePhases): the judge splits its promotion comparison over them.
+	Phases []int `json:"phases,omitempty"`
 }
 
 // StopAnalysis stops the analysis started by StartAnalysis.

@@ -311,7 +311,10 @@ func (t *txn) verdict(e Verdict) {
 	if r == nil || !r.Analysis {
 		return
 	}
-	rec := VerdictRecord{Metric: e.Metric, Result: e.Result, Value: e.Value, Samples: e.Samples, Reason: e.Reason, At: t.now}
+	rec := VerdictRecord{Metric: e.Metric, Result: e.Result, Value: e.Value, Samples: e.Samples, Reason: e.Reason, At: t.now, Evidence: e.Evidence}
+	if e.Checkpoint != nil {
+		r.JudgeCheckpoint = e.Checkpoint
+	}
 	if e.Window > 0 {
 		rec.From = t.now.Add(-e.Window)
 	}
@@ -327,7 +330,24 @@ func (t *txn) verdict(e Verdict) {
 	t.emit(RecordHistory{Entry: HistoryEntry{At: t.now, Rollout: r.ID, Kind: "verdict", Step: r.StepIndex,
 		Weights: t.planned(), Verdict: &rec, Message: msg}})
 	t.countUnjudged(r, e, msg)
+	switch {
+	case e.Promote && e.Result == VerdictPassed && !r.JudgePromoted:
+		r.JudgePromoted = true
+		t.record("judge-promote", "", fmt.Sprintf("the sequential judge promotes %s at step %d/%d (%d%%): %s",
+			r.Version, r.StepIndex+1, len(r.Steps), r.Weight, e.Reason), true)
+		return
+	case e.Hold && !r.Paused:
+		r.Paused, r.PausedAt = true, t.now
+		t.record("paused", "", fmt.Sprintf("rollout #%d paused at step %d/%d: the sequential judge has %s. Promote --full, resume to keep waiting, or abort",
+			r.ID, r.StepIndex+1, len(r.Steps), e.Reason), true)
+		return
+	}
 	if e.Result != VerdictFailed {
+		return
+	}
+	if e.Breaker && e.Metric == JudgeMetric {
+		t.end(ResultRolledBack, fmt.Sprintf("the sequential judge at step %d/%d (%s %d%%): %s",
+			r.StepIndex+1, len(r.Steps), r.Version, t.planned()[r.Version], e.Reason), "")
 		return
 	}
 	if e.Breaker {
@@ -364,6 +384,12 @@ func (t *txn) countUnjudged(r *Run, e Verdict, msg string) {
 	r.Unjudged[e.Metric]++
 	n := r.Unjudged[e.Metric]
 	if r.ErrorLimit <= 0 || n < r.ErrorLimit || r.Paused {
+		return
+	}
+	if r.Strategy != StrategyCanary && !r.Switched {
+		// Before a blue-green switch the new version takes no weighted
+		// traffic (a preview reaches it by rules only): no data is what
+		// is expected, and analysisHold does not wait for it either.
 		return
 	}
 	r.Paused, r.PausedAt = true, t.now

@@ -327,7 +327,11 @@ func (t *txn) advance() {
 			return
 		}
 		if r.StepIndex >= len(r.Steps) {
-			t.end(ResultPromoted, "all steps passed", "")
+			why := "all steps passed"
+			if r.JudgePromoted {
+				why = "the sequential judge promoted it: " + r.Verdicts[JudgeMetric].Reason
+			}
+			t.end(ResultPromoted, why, "")
 			return
 		}
 		st := r.Steps[r.StepIndex]
@@ -349,17 +353,23 @@ func (t *txn) try(r *Run, st Step) bool {
 	case StepHealthGate:
 		return t.s.allHealthy(r.Version)
 	case StepSetWeight:
+		if r.JudgePromoted {
+			return true // the judge promoted: straight to the switch
+		}
 		if r.Weight != st.Weight {
 			r.Weight, r.WeightSince = st.Weight, t.now
 			if r.Analysis {
 				// A fresh analysis, so its first check measures a whole
 				// interval at the new weight.
-				t.emit(StartAnalysis{Canary: r.Version, Stable: r.From, Weight: st.Weight})
+				t.emit(StartAnalysis{Rollout: r.ID, Canary: r.Version, Stable: r.From, Weight: st.Weight, Checkpoint: r.JudgeCheckpoint, Phases: JudgePhases(r.Steps)})
 			}
 		}
 		return true
 	case StepPause:
-		waited := r.StepPromoted || (st.Duration > 0 && !t.now.Before(r.StepStartedAt.Add(st.Duration)))
+		// A timed pause is over once the judge promoted; a manual pause
+		// (no duration) still waits for a person.
+		timed := st.Duration > 0 && (r.JudgePromoted || !t.now.Before(r.StepStartedAt.Add(st.Duration)))
+		waited := r.StepPromoted || timed
 		return waited && t.analysisOK(r, false)
 	case StepGate:
 		if r.StepPromoted {
@@ -372,9 +382,21 @@ func (t *txn) try(r *Run, st Step) bool {
 		if !t.analysisOK(r, false) {
 			return false
 		}
+		// With the sequential judge a canary switches only on its
+		// promotion: steps that run out hold at the last weight (a person
+		// may still promote --full). A blue-green switch is not held: the
+		// judge watches the bake after it.
+		if r.Judge && r.Strategy == StrategyCanary && !r.JudgePromoted && !r.StepPromoted {
+			return false
+		}
 		t.doSwitch(r)
 		return true
 	case StepBake:
+		if r.Judge {
+			// The judge's promotion ends a bake, early or not; without it
+			// the bake holds (never a promotion on "no evidence").
+			return (r.JudgePromoted || r.StepPromoted) && t.analysisOK(r, true)
+		}
 		waited := r.StepPromoted || !t.now.Before(r.StepStartedAt.Add(st.Duration))
 		return waited && t.analysisOK(r, true)
 	}
@@ -461,6 +483,9 @@ func (t *txn) analysisHold(r *Run, bake bool) string {
 		since = r.WeightSince
 	}
 	for _, name := range r.Metrics {
+		if name == JudgeMetric && r.JudgePromoted {
+			continue // it decided; it sends no more verdicts
+		}
 		v, ok := r.Verdicts[name]
 		switch {
 		case !ok:
@@ -551,7 +576,7 @@ func (t *txn) start(v string, kind StrategyKind, by, why string) error {
 	r := &Run{
 		ID: id, Version: v, From: s.Stable, Strategy: kind, By: by, Steps: steps,
 		StartedAt: t.now, StepStartedAt: t.now, Threshold: t.m.threshold, ErrorLimit: t.m.errorLimit,
-		Analysis: t.m.analysis, Metrics: t.m.metrics,
+		Analysis: t.m.analysis, Metrics: t.m.metrics, Judge: t.m.judge,
 	}
 	if t.m.progress > 0 {
 		r.Deadline = t.now.Add(t.m.progress)
@@ -560,7 +585,7 @@ func (t *txn) start(v string, kind StrategyKind, by, why string) error {
 	s.Phase = PhaseProgressing
 	t.emit(RegisterVersion{Version: v, Targets: slices.Clone(s.Versions[v])})
 	if r.Analysis {
-		t.emit(StartAnalysis{Canary: v, Stable: r.From})
+		t.emit(StartAnalysis{Rollout: id, Canary: v, Stable: r.From, Phases: JudgePhases(steps)})
 	}
 	t.record("deploy", by, fmt.Sprintf("%s: rollout #%d of %s replacing %s, %s, steps %s",
 		why, id, v, r.From, kind, describeSteps(steps)), true)
@@ -576,3 +601,15 @@ func describeSteps(steps []Step) string {
 }
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// JudgePhases are the weights a rollout of steps gives the canary, in
+// order: its setWeight steps above 0 (none for a blue-green).
+func JudgePhases(steps []Step) []int {
+	var out []int
+	for _, st := range steps {
+		if st.Kind == StepSetWeight && st.Weight > 0 {
+			out = append(out, st.Weight)
+		}
+	}
+	return out
+}

@@ -1,6 +1,9 @@
 package rollout
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Event is an input to Machine.Step. Commands (Deploy … Rollback) come from
 // users through the admin API; the rest come from the runner.
@@ -84,6 +87,17 @@ type Verdict struct {
 	// Breaker marks a hard-signal verdict (analysis.breaker): a failed one
 	// rolls back at once, whatever the threshold.
 	Breaker bool `json:"breaker,omitempty"`
+	// Promote marks the sequential judge's decision to promote (a passed
+	// verdict): the rollout goes to 100% at once, past any weight step,
+	// timed pause or bake; a manual pause still waits for a person.
+	Promote bool `json:"promote,omitempty"`
+	// Hold marks the judge's "no decision after maxDuration": the rollout
+	// pauses for a person.
+	Hold bool `json:"hold,omitempty"`
+	// Evidence is the judge's statistics, recorded in the history.
+	Evidence *Evidence `json:"evidence,omitempty"`
+	// Checkpoint is the judge's state to resume from, kept in the run.
+	Checkpoint json.RawMessage `json:"checkpoint,omitempty"`
 }
 
 // RouterApplied confirms that the weights of a SetWeights action are in force.

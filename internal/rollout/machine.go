@@ -48,6 +48,7 @@ type Machine struct {
 	canary          []Step
 	blueGreen       []Step
 	analysis        bool
+	judge           bool // analysis.judge: sequential
 	metrics         []string
 	bounds          map[string]spec.ThresholdRange
 	threshold       int
@@ -106,12 +107,16 @@ func New(svc *spec.Service) (*Machine, error) {
 	if bg != nil && bg.ScaleDownDelay.Duration > 0 {
 		m.scaleDownDelay = bg.ScaleDownDelay.Duration
 	}
-	if a := sp.Analysis; a != nil && len(a.Metrics) > 0 {
+	if a := sp.Analysis; a != nil && (len(a.Metrics) > 0 || a.Judge == spec.JudgeSequential) {
 		m.analysis = true
+		m.judge = a.Judge == spec.JudgeSequential
 		m.bounds = make(map[string]spec.ThresholdRange, len(a.Metrics))
 		for _, mt := range a.Metrics {
 			m.metrics = append(m.metrics, mt.Name)
 			m.bounds[mt.Name] = mt.ThresholdRange
+		}
+		if m.judge {
+			m.metrics = append(m.metrics, JudgeMetric)
 		}
 		if a.Threshold > 0 {
 			m.threshold = a.Threshold
@@ -265,7 +270,7 @@ func (m *Machine) Reconcile(s State, now time.Time) (State, []Action) {
 		t.emit(RetireVersion{Version: v})
 	}
 	if r := t.s.Rollout; r != nil && r.Analysis {
-		t.emit(StartAnalysis{Canary: r.Version, Stable: r.From, Weight: r.Weight})
+		t.emit(StartAnalysis{Rollout: r.ID, Canary: r.Version, Stable: r.From, Weight: r.Weight, Checkpoint: r.JudgeCheckpoint, Phases: JudgePhases(r.Steps)})
 	}
 	// A hook or gate that was running when the process stopped runs again
 	// (hooks must be idempotent); the runner skips one it still runs.

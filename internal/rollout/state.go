@@ -1,6 +1,9 @@
 package rollout
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // State is everything the machine knows about one service. It is a plain
 // value: the store serialises it as JSON, and restoring it and stepping again
@@ -81,6 +84,15 @@ type Run struct {
 	// StepPromoted records a Promote for the current Pause, Gate or Bake
 	// step: its wait is over, but analysis may still hold it.
 	StepPromoted bool `json:"stepPromoted,omitempty"`
+	// Judge is set when the sequential judge watches this rollout
+	// (analysis.judge: sequential); JudgePromoted once it decided to
+	// promote: the remaining weight steps, timed pauses and bake are
+	// skipped, and the switch (which waits for it) may happen.
+	Judge         bool `json:"judge,omitempty"`
+	JudgePromoted bool `json:"judgePromoted,omitempty"`
+	// JudgeCheckpoint is the judge's last saved state (its own format), so
+	// that a restarted process resumes the same tests.
+	JudgeCheckpoint json.RawMessage `json:"judgeCheckpoint,omitempty"`
 	// Pending is the asynchronous action of the current step, if any.
 	Pending *Pending `json:"pending,omitempty"`
 	// Attempts counts the asynchronous actions started in this rollout, so

@@ -105,6 +105,36 @@ type VerdictRecord struct {
 	At      time.Time     `json:"at"`
 	// From is when the verdict's window began (zero when not known).
 	From time.Time `json:"from,omitempty"`
+	// Evidence is the sequential judge's statistics at this verdict.
+	Evidence *Evidence `json:"evidence,omitempty"`
+}
+
+// JudgeMetric is the name of the sequential judge's verdicts.
+const JudgeMetric = "judge"
+
+// Evidence is the sequential judge's statistics at one verdict: the
+// ledger of its tests over time.
+type Evidence struct {
+	// Seconds is how long the judge has watched canary traffic.
+	Seconds        int64 `json:"seconds"`
+	CanaryRequests int64 `json:"canaryRequests"`
+	CanaryErrors   int64 `json:"canaryErrors"`
+	StableRequests int64 `json:"stableRequests"`
+	StableErrors   int64 `json:"stableErrors"`
+	// ErrorEvidence and LatencyEvidence are the e-values of the error and
+	// latency tests (a rollback at 1/α and 2/α).
+	ErrorEvidence   float64 `json:"errorEvidence"`
+	LatencyEvidence float64 `json:"latencyEvidence"`
+	// The promotion bounds, in percent: the canary's upper bounds against
+	// stable's lower bounds of the error rate and the slow-request rate.
+	CanaryErrorUpper float64 `json:"canaryErrorUpper,omitempty"`
+	StableErrorLower float64 `json:"stableErrorLower,omitempty"`
+	CanarySlowUpper  float64 `json:"canarySlowUpper,omitempty"`
+	StableSlowLower  float64 `json:"stableSlowLower,omitempty"`
+	// Decision is "rollback", "promote" or "hold" when a test fired.
+	Decision string `json:"decision,omitempty"`
+	// Test is the test that fired.
+	Test string `json:"test,omitempty"`
 }
 
 // HistoryEntry is one line of a rollout's timeline.
@@ -114,7 +144,8 @@ type HistoryEntry struct {
 	// Kind is one of "deploy" (a rollout started, by Deploy or Retry),
 	// "step", "switched", "weights", "verdict", "promote", "paused",
 	// "resumed", "promoted", "rolled-back", "aborted", "rollback" (manual),
-	// "retired", "router-failed", "degraded", "recovered".
+	// "retired", "router-failed", "degraded", "recovered", "judge-promote"
+	// (the sequential judge decided to promote).
 	Kind    string         `json:"kind"`
 	By      string         `json:"by,omitempty"`
 	Step    int            `json:"step,omitempty"`

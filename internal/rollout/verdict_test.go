@@ -195,3 +195,47 @@ func TestRemoveVersion(t *testing.T) {
 		t.Fatalf("RetireVersion actions %+v, want purple retired", r)
 	}
 }
+
+// TestPreviewWithoutTrafficDoesNotPause: before a blue-green switch the new
+// version takes no weighted traffic, so checks without data do not pause
+// the preview; after the switch they do.
+func TestPreviewWithoutTrafficDoesNotPause(t *testing.T) {
+	min := 99.0
+	svc := &spec.Service{Metadata: spec.Metadata{Name: "web"}, Spec: spec.ServiceSpec{
+		Stable:   "blue",
+		Versions: []spec.Version{{Name: "blue", Targets: []string{"b:1"}}, {Name: "green", Targets: []string{"g:1"}}},
+		Strategy: spec.Strategy{BlueGreen: &spec.BlueGreen{PreviewDuration: spec.D(10 * time.Minute), BakeDuration: spec.D(10 * time.Minute)}},
+		Analysis: &spec.Analysis{Interval: spec.D(10 * time.Second),
+			Metrics: []spec.Metric{{Name: spec.MetricRequestSuccessRate, ThresholdRange: spec.ThresholdRange{Min: &min}}}},
+	}}
+	svc.Default()
+	m, err := New(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &asyncWorld{t: t, m: m, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	w.s, _ = m.Reconcile(State{}, w.now)
+	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
+	w.step(Deploy{Version: "green", By: "test"})
+	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
+	none := Verdict{Metric: spec.MetricRequestSuccessRate, Result: VerdictInconclusive, Reason: "0 requests"}
+	for range 2 * spec.DefaultConsecutiveErrorLimit {
+		w.now = w.now.Add(10 * time.Second)
+		w.step(none)
+	}
+	if r := w.s.Rollout; r == nil || r.Paused || r.Switched {
+		t.Fatalf("preview without traffic: rollout %+v, want previewing, not paused", r)
+	}
+	w.now = w.now.Add(10 * time.Minute)
+	w.step(Tick{})
+	if r := w.s.Rollout; r == nil || !r.Switched {
+		t.Fatalf("after the preview: %+v, want switched (baking)", r)
+	}
+	for range spec.DefaultConsecutiveErrorLimit {
+		w.now = w.now.Add(10 * time.Second)
+		w.step(none)
+	}
+	if r := w.s.Rollout; r == nil || !r.Paused {
+		t.Fatalf("a bake without data: %+v, want paused after consecutiveErrorLimit", r)
+	}
+}

@@ -19,6 +19,7 @@ const (
 	DefaultPassiveBackoff              = 30 * time.Second
 	DefaultProgressDeadline            = 10 * time.Minute
 	DefaultAnalysisInterval            = 1 * time.Minute
+	DefaultJudgeInterval               = 10 * time.Second
 	DefaultAnalysisThreshold           = 5
 	DefaultConsecutiveErrorLimit       = 4
 	DefaultQuantile                    = 0.99
@@ -104,6 +105,16 @@ func (s *Service) Default() {
 	}
 
 	if a := sp.Analysis; a != nil {
+		if a.Judge == JudgeSequential {
+			// The judge decides every second; its ledger entries (and the
+			// verdicts that let a step end) come every interval.
+			setDuration(&a.Interval, DefaultJudgeInterval)
+			if a.Sequential == nil {
+				a.Sequential = &Sequential{}
+			}
+			a.Sequential.defaults()
+		}
+		setString(&a.Judge, JudgeThresholds)
 		setDuration(&a.Interval, DefaultAnalysisInterval)
 		setInt(&a.Threshold, DefaultAnalysisThreshold)
 		setInt(&a.ConsecutiveErrorLimit, DefaultConsecutiveErrorLimit)
@@ -181,4 +192,48 @@ func setDuration(p *Duration, v time.Duration) {
 	if p.Duration == 0 {
 		p.Duration = v
 	}
+}
+
+// Judges (spec.analysis.judge).
+const (
+	JudgeThresholds = "thresholds"
+	JudgeSequential = "sequential"
+)
+
+// The sequential judge's defaults (../shared/design/sequential-judge.md).
+const (
+	DefaultAlphaRollback  = 0.005
+	DefaultAlphaLatency   = 0.005
+	DefaultAlphaPromotion = 0.05
+	DefaultErrorMargin    = 0.5
+	DefaultSlowMargin     = 1.0
+	DefaultTolerance      = 1.0
+	DefaultBaselineWindow = 30 * time.Minute
+	DefaultMinBaseline    = 1000
+	DefaultMinExposure    = time.Minute
+	DefaultMaxDuration    = 30 * time.Minute
+)
+
+// DefaultQuantiles are the judge's monitored latency quantiles.
+var DefaultQuantiles = []float64{0.5, 0.9, 0.99, 0.999}
+
+func (q *Sequential) defaults() {
+	setFloat := func(f *float64, d float64) {
+		if *f == 0 {
+			*f = d
+		}
+	}
+	setFloat(&q.AlphaRollback, DefaultAlphaRollback)
+	setFloat(&q.AlphaLatency, DefaultAlphaLatency)
+	setFloat(&q.AlphaPromotion, DefaultAlphaPromotion)
+	setFloat(&q.ErrorMargin, DefaultErrorMargin)
+	setFloat(&q.SlowMargin, DefaultSlowMargin)
+	setFloat(&q.Tolerance, DefaultTolerance)
+	if len(q.Quantiles) == 0 {
+		q.Quantiles = slices.Clone(DefaultQuantiles)
+	}
+	setDuration(&q.BaselineWindow, DefaultBaselineWindow)
+	setInt(&q.MinBaseline, DefaultMinBaseline)
+	setDuration(&q.MinExposure, DefaultMinExposure)
+	setDuration(&q.MaxDuration, DefaultMaxDuration)
 }

@@ -138,6 +138,9 @@ func (v *validator) nginx(n *NginxRouter) {
 			if a.Breaker != nil {
 				v.add("spec.analysis.breaker", "", "reads nginx's access log in nginx mode; set spec.trafficRouter.nginx.accessLog, or remove the breaker")
 			}
+			if a.Judge == JudgeSequential {
+				v.add("spec.analysis.judge", quote(a.Judge), "reads nginx's access log in nginx mode; set spec.trafficRouter.nginx.accessLog, or use judge: thresholds with prometheus checks")
+			}
 		}
 	}
 	r := &sp.Routing

@@ -85,6 +85,7 @@ func TestNginxRefused(t *testing.T) {
 		{"lua control address not loopback", good + "      mode: lua\n      controlAddress: 0.0.0.0:10246\n", "", []string{`controlAddress is "0.0.0.0:10246"; must be a loopback IP`}},
 		{"control address without lua", good + "      controlAddress: 127.0.0.1:10246\n", "", []string{`controlAddress is "127.0.0.1:10246"; is only used with mode "lua"`}},
 		{"builtin metric without access log", good, "  analysis:\n    metrics:\n      - name: request-success-rate\n        thresholdRange: {min: 99}\n", []string{`metrics[0].provider is "builtin"; reads nginx's access log in nginx mode; set spec.trafficRouter.nginx.accessLog`}},
+		{"sequential judge without access log", good, "  analysis:\n    judge: sequential\n", []string{`spec.analysis.judge is "sequential"; reads nginx's access log in nginx mode`}},
 		{"load generator", good + "      accessLog: /tmp/a.log\n", "  analysis:\n    load: {rate: 10}\n    metrics:\n      - name: request-success-rate\n        thresholdRange: {min: 99}\n", []string{"spec.analysis.load: is not available with spec.trafficRouter.nginx"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

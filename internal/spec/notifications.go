@@ -37,7 +37,7 @@ const (
 // promotion, rollback and abort, hooks and gates, failed checks, and the
 // service becoming degraded or recovering.
 var NotificationEvents = []string{"deploy", "step", "paused", "resumed", "switched", "promoted", "rolled-back",
-	"aborted", "rollback", "hook", "gate", "analysis-failed", "degraded", "recovered", "removed", "retired"}
+	"aborted", "rollback", "hook", "gate", "analysis-failed", "judge-promote", "degraded", "recovered", "removed", "retired"}
 
 func (v *validator) notifications() {
 	seen := map[string]int{}

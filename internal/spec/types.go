@@ -314,7 +314,9 @@ type BlueGreen struct {
 
 // Analysis checks metrics every Interval; Threshold failed checks roll back.
 type Analysis struct {
-	// Interval is the time between two checks of every metric.
+	// Interval is the time between two checks of every metric (default
+	// 1m); with judge: sequential, how often the judge records its evidence
+	// and lets a step end (default 10s; it decides every second).
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
 	// Threshold is how many failed checks roll the rollout back (at least 1).
 	Threshold int `json:"threshold,omitempty" range:"1,1000"`
@@ -330,6 +332,54 @@ type Analysis struct {
 	// canary's error rate is very high (a crash-looping version should not
 	// wait for threshold failed checks).
 	Breaker *Breaker `json:"breaker,omitempty"`
+	// Judge is how the canary is judged: "thresholds" (the default: each
+	// metric's checks against its range, threshold failures roll back) or
+	// "sequential": anytime-valid tests of the canary against the stable
+	// version in the same seconds, which roll back or promote the moment
+	// the evidence is enough, at a stated false-alarm rate (docs/judge.md).
+	// Metrics, if any, are checked beside it.
+	Judge string `json:"judge,omitempty"`
+	// Sequential tunes the sequential judge; only with judge: sequential.
+	Sequential *Sequential `json:"sequential,omitempty"`
+}
+
+// Sequential is the sequential judge's parameters (defaults from the
+// design note, docs/judge.md).
+type Sequential struct {
+	// AlphaRollback bounds the chance that a canary whose errors are no
+	// worse than stable's is rolled back (default 0.005).
+	AlphaRollback float64 `json:"alphaRollback,omitempty" range:"0.0001,0.2,unset"`
+	// AlphaLatency is the same bound for latency (default 0.005).
+	AlphaLatency float64 `json:"alphaLatency,omitempty" range:"0.0001,0.2,unset"`
+	// AlphaPromotion bounds the chance that a canary worse than stable by
+	// more than a margin is promoted early (default 0.05).
+	AlphaPromotion float64 `json:"alphaPromotion,omitempty" range:"0.0001,0.5,unset"`
+	// ErrorMargin is how many percentage points the canary's error rate may
+	// exceed stable's and still be promoted early (default 0.5).
+	ErrorMargin float64 `json:"errorMargin,omitempty" range:"0.01,50,unset"`
+	// SlowMargin is the same margin for the share of requests slower than
+	// stable's p99 (default 1).
+	SlowMargin float64 `json:"slowMargin,omitempty" range:"0.01,50,unset"`
+	// Tolerance is the relative risk of an error or a slow request the
+	// canary may have before it counts as a regression (default 1: none).
+	Tolerance float64 `json:"tolerance,omitempty" range:"1,10,unset"`
+	// Quantiles are the monitored latency quantiles, ascending (default
+	// 0.5, 0.9, 0.99, 0.999): slow-request thresholds frozen from the
+	// baseline, and quantile confidence sequences.
+	Quantiles []float64 `json:"quantiles,omitempty"`
+	// BaselineWindow is how much of the stable version's traffic before the
+	// rollout the thresholds are frozen from (default 30m).
+	BaselineWindow Duration `json:"baselineWindow,omitempty" range:"1m,24h,unset"`
+	// MinBaseline is the fewest baseline requests to freeze thresholds from;
+	// with fewer they are frozen from the stable version's first requests
+	// in the rollout (default 1000).
+	MinBaseline int `json:"minBaseline,omitempty" range:"100,10000000,unset"`
+	// MinExposure is how long the canary is watched before an early
+	// promotion (default 1m).
+	MinExposure Duration `json:"minExposure,omitempty" range:"1s,24h,unset"`
+	// MaxDuration is how long the judge may go without a decision before
+	// the rollout holds for a person (default 30m).
+	MaxDuration Duration `json:"maxDuration,omitempty" range:"1m,168h,unset"`
 }
 
 // Breaker is the hard-signal check of the built-in measurements, evaluated

@@ -474,8 +474,19 @@ func (v *validator) analysis() {
 		return
 	}
 	const p = "spec.analysis"
-	if len(a.Metrics) == 0 {
-		v.add(p+".metrics", "", fmt.Sprintf("needs at least one metric (%s, %s, or one with a prometheus query)", MetricRequestSuccessRate, MetricRequestDuration))
+	switch a.Judge {
+	case JudgeThresholds, "":
+		if len(a.Metrics) == 0 {
+			v.add(p+".metrics", "", fmt.Sprintf("needs at least one metric (%s, %s, or one with a prometheus query), or set judge: %s",
+				MetricRequestSuccessRate, MetricRequestDuration, JudgeSequential))
+		}
+		if a.Sequential != nil {
+			v.add(p+".sequential", "", fmt.Sprintf("is set, but judge is %q; set judge: %s, or remove the block", a.Judge, JudgeSequential))
+		}
+	case JudgeSequential:
+		v.sequential(p+".sequential", a.Sequential)
+	default:
+		v.add(p+".judge", quote(a.Judge), fmt.Sprintf("must be %q (the default: each metric against its thresholds) or %q (anytime-valid tests against the stable version)", JudgeThresholds, JudgeSequential))
 	}
 	seen := map[string]int{}
 	for i, m := range a.Metrics {
@@ -595,5 +606,29 @@ func (v *validator) proxy() {
 	const p = "spec.proxy"
 	if px.VersionHeader != "" && !isToken(px.VersionHeader) {
 		v.add(p+".versionHeader", quote(px.VersionHeader), tokenWant)
+	}
+}
+
+// MaxQuantiles is the most latency quantiles the judge monitors.
+const MaxQuantiles = 8
+
+func (v *validator) sequential(p string, q *Sequential) {
+	if q == nil {
+		return
+	}
+	if len(q.Quantiles) > MaxQuantiles {
+		v.add(p+".quantiles", fmt.Sprintf("%d quantiles", len(q.Quantiles)), fmt.Sprintf("may list at most %d", MaxQuantiles))
+	}
+	for i, x := range q.Quantiles {
+		qp := fmt.Sprintf("%s.quantiles[%d]", p, i)
+		switch {
+		case !(x >= 0.5 && x <= 0.9999):
+			v.add(qp, fmtFloat(x), "must be from 0.5 to 0.9999 (the judge watches the upper half of the latency distribution)")
+		case i > 0 && x <= q.Quantiles[i-1]:
+			v.add(qp, fmtFloat(x), fmt.Sprintf("must be greater than quantiles[%d] (%s): list them ascending, each once", i-1, fmtFloat(q.Quantiles[i-1])))
+		}
+	}
+	if q.MinExposure.Duration > 0 && q.MaxDuration.Duration > 0 && q.MinExposure.Duration > q.MaxDuration.Duration {
+		v.add(p+".minExposure", durStr(q.MinExposure), fmt.Sprintf("must not be longer than maxDuration (%s)", durStr(q.MaxDuration)))
 	}
 }
