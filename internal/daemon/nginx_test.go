@@ -68,6 +68,28 @@ func startNginxFrontWith(t *testing.T, first string, lua bool) *nginxFront {
 	return f
 }
 
+// withAccessLog adds the documented log_format and an access_log to
+// nginx.conf, reloads, and returns the log's path once nginx writes it.
+func (f *nginxFront) withAccessLog(t *testing.T) string {
+	t.Helper()
+	logPath := filepath.Join(f.Dir, "access.log")
+	conf, _ := os.ReadFile(f.Config)
+	// (inside the server: the test harness's http block has access_log off)
+	withLog := strings.Replace(string(conf), "    server {", "    "+accesslog.LogFormat+"\n    server {\n        access_log "+logPath+" "+accesslog.FormatName+";", 1)
+	if err := os.WriteFile(f.Config, []byte(withLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		f.get()
+		b, _ := os.ReadFile(logPath)
+		return len(b) > 0
+	}, "nginx to write its access log")
+	return logPath
+}
+
 // router is the trafficRouter block of a service in front of f.
 func (f *nginxFront) router() string {
 	test := append([]string{"sh", "-c", `if [ -e "$0" ]; then echo "$1" >&2; exit 1; fi; shift; exec "$@"`, f.reject, nginxSays}, f.Command("-t")...)
@@ -244,22 +266,7 @@ spec:
 func TestNginxModeRollbackFromAccessLog(t *testing.T) {
 	blue, green := startApp(t, "blue"), startApp(t, "green")
 	f := startNginxFront(t, blue.addr())
-	logPath := filepath.Join(f.Dir, "access.log")
-	// The user's nginx.conf: the documented log_format and access_log.
-	conf, _ := os.ReadFile(f.Config)
-	// (inside the server: the test harness's http block has access_log off)
-	withLog := strings.Replace(string(conf), "    server {", "    "+accesslog.LogFormat+"\n    server {\n        access_log "+logPath+" "+accesslog.FormatName+";", 1)
-	if err := os.WriteFile(f.Config, []byte(withLog), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 10*time.Second, func() bool {
-		f.get()
-		_, err := os.Stat(logPath)
-		return err == nil
-	}, "nginx to write its access log")
+	logPath := f.withAccessLog(t)
 	router := strings.Replace(f.router(), "nginx: {", "nginx: {accessLog: "+logPath+", ", 1)
 	doc := strings.NewReplacer("BLUE", `"`+blue.addr()+`"`, "GREEN", `"`+green.addr()+`"`).Replace(nginxAnalysed) + router
 	d, c, _ := runDaemon(t, parseDoc(t, doc), Options{})
@@ -441,4 +448,33 @@ func TestNginxModeHealthGate(t *testing.T) {
 	sick.Store(false)
 	waitFor(t, c, "the canary at 5% once green is healthy", func(st admin.ServiceStatus) bool { return st.Weights["green"] == 5 })
 	testenv.WaitFor(t, 10*time.Second, func() bool { return f.get("X-Canary", "true") == "green" }, "x-canary: true to reach green")
+}
+
+// TestNginxModeSequentialJudge: the sequential judge reads an nginx-mode
+// service's one-second windows from its access log: a canary failing 5%
+// of its requests is rolled back by the judge, without Prometheus and
+// without Switchyard's proxy.
+func TestNginxModeSequentialJudge(t *testing.T) {
+	blue, green := startApp(t, "blue"), startApp(t, "green")
+	green.failEvery.Store(20)
+	f := startNginxFront(t, blue.addr())
+	logPath := f.withAccessLog(t)
+	doc := strings.NewReplacer("BLUE", `"`+blue.addr()+`"`, "GREEN", `"`+green.addr()+`"`).Replace(strings.Replace(nginxAnalysed, `    interval: 500ms
+    threshold: 2
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+`, "    judge: sequential\n", 1)) + strings.Replace(f.router(), "nginx: {", "nginx: {accessLog: "+logPath+", ", 1)
+	_, c, _ := runDaemon(t, parseDoc(t, doc), Options{})
+	stop := make(chan struct{})
+	defer close(stop)
+	load(t, f.Addr, stop)
+	if _, err := c.Deploy(context.Background(), "web", admin.DeployRequest{Version: "green"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, c, "green rolled back", func(st admin.ServiceStatus) bool { return st.LastRollout != nil })
+	t.Logf("rollback: %s", st.LastRollout.Reason)
+	if st.LastRollout.Result != rollout.ResultRolledBack || !strings.Contains(st.LastRollout.Reason, "sequential judge") {
+		t.Fatalf("last rollout %+v; want rolled back by the sequential judge", st.LastRollout)
+	}
 }
