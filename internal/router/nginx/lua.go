@@ -256,8 +256,10 @@ func post(ctx context.Context, client *http.Client, control, upstream, structure
 	url := "http://" + control + "/switchyard/" + upstream + "?structure=" + structure
 	var last error
 	// A reload that was just signalled may leave an old worker answering
-	// for a moment: try again briefly on 409 and refused connections.
-	deadline := time.Now().Add(3 * time.Second)
+	// for a moment (409), or the new control server not listening yet
+	// (refused): try again briefly, longer for the first.
+	start := time.Now()
+	deadline := start.Add(3 * time.Second)
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
@@ -276,6 +278,9 @@ func post(ctx context.Context, client *http.Client, control, upstream, structure
 			}
 		} else {
 			last = fmt.Errorf("%w: control server %s: %v", ErrNotRunning, control, err)
+			if d := start.Add(time.Second); d.Before(deadline) {
+				deadline = d
+			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return last

@@ -271,7 +271,13 @@ func allHealthy(ts []health.TargetHealth) bool {
 // checks is rendered down: nginx stops sending it requests although it
 // still answers them.
 func TestUnhealthyTargetDown(t *testing.T) {
-	f := newFixture(t, nil)
+	for _, mode := range []string{spec.NginxModeReload, spec.NginxModeLua} {
+		t.Run(mode, func(t *testing.T) { testUnhealthyTargetDown(t, mode) })
+	}
+}
+
+func testUnhealthyTargetDown(t *testing.T, mode string) {
+	f := newModeFixture(t, mode, nil)
 	f.route(t, rollout.Routing{Stable: "blue", Weights: rollout.Weights{"blue": 100}})
 	sick := f.blue[1]
 	sick.health.Store(500)
@@ -283,8 +289,7 @@ func TestUnhealthyTargetDown(t *testing.T) {
 		}
 		return true
 	}, "nginx to stop sending requests to "+sick.name)
-	b, _ := os.ReadFile(f.file)
-	if !strings.Contains(string(b), "server "+sick.addr()+" down;") {
+	if b, _ := os.ReadFile(f.file); mode == spec.NginxModeReload && !strings.Contains(string(b), "server "+sick.addr()+" down;") {
 		t.Errorf("include file does not mark %s down:\n%s", sick.addr(), b)
 	}
 	sick.health.Store(200)
@@ -346,11 +351,19 @@ func TestRejectedRender(t *testing.T) {
 // TestNginxNotRunning: a reload with no nginx running is ErrNotRunning,
 // and the previous file is back.
 func TestNginxNotRunning(t *testing.T) {
-	f := newFixture(t, nil)
-	f.route(t, rollout.Routing{Stable: "blue", Weights: rollout.Weights{"blue": 100}})
+	for _, mode := range []string{spec.NginxModeReload, spec.NginxModeLua} {
+		t.Run(mode, func(t *testing.T) { testNginxNotRunning(t, mode) })
+	}
+}
+
+// testNginxNotRunning: in reload mode the reload fails; in lua mode a
+// weight change needs no reload, and the post to the control server fails.
+func testNginxNotRunning(t *testing.T, mode string) {
+	f := newModeFixture(t, mode, nil)
+	f.route(t, rollout.Routing{Stable: "blue", Weights: rollout.Weights{"blue": 100, "green": 0}})
 	before, _ := os.ReadFile(f.file)
 	f.nginx.Stop(syscall.SIGTERM)
-	err := f.router.Route(context.Background(), "web", rollout.Routing{Stable: "green", Weights: rollout.Weights{"green": 100}})
+	err := f.router.Route(context.Background(), "web", rollout.Routing{Stable: "blue", Weights: rollout.Weights{"blue": 50, "green": 50}})
 	if !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("Route with nginx stopped: %v, want ErrNotRunning", err)
 	}
