@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -189,7 +190,7 @@ func renderLua(b *bytes.Buffer, v view, scale int, per map[string][]int) {
 	w("lua_shared_dict %s 1m;\n\n", dict)
 	names := append([]string{up}, func() []string {
 		var vs []string
-		for _, n := range slices.Sorted(keysOf(v.Versions)) {
+		for _, n := range slices.Sorted(maps.Keys(v.Versions)) {
 			vs = append(vs, versionUpstream(up, n))
 		}
 		return vs
@@ -210,16 +211,6 @@ func renderLua(b *bytes.Buffer, v view, scale int, per map[string][]int) {
 	w("    location = /switchyard/%s {\n        client_body_buffer_size 64k;\n        client_max_body_size 64k;\n        content_by_lua_block {\n", up)
 	w(luaControl, dict, l.Structure)
 	w("        }\n    }\n    location / {\n        return 404;\n    }\n}\n\n")
-}
-
-func keysOf[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // structureOf is the hash of what a post cannot change: the file rendered
@@ -296,7 +287,7 @@ func post(ctx context.Context, client *http.Client, control, upstream, structure
 // postBody lays out every upstream's entry for post.
 func postBody(gen int64, peers map[string][]peer) []byte {
 	var b bytes.Buffer
-	for _, up := range slices.Sorted(keysOf(peers)) {
+	for _, up := range slices.Sorted(maps.Keys(peers)) {
 		fmt.Fprintf(&b, "%s\n%s\n", up, peersValue(gen, peers[up]))
 	}
 	return b.Bytes()
