@@ -20,7 +20,8 @@
 #   TEST_LOG       where to keep the raw `go test -json` output
 #
 # On Debian 12 it installs with apt-get (through sudo when not root): nginx,
-# haproxy, hey, wrk, prometheus, curl and iproute2, without starting their
+# libnginx-mod-http-lua (nginx mode's lua balancer), haproxy, hey, wrk,
+# prometheus, curl and iproute2, without starting their
 # system services; tests start their own instances on loopback.
 set -euo pipefail
 
@@ -73,6 +74,10 @@ declare -A NEED=(
 	[curl]=curl
 	[ip]=iproute2
 )
+# files -> Debian package, for what is not a command
+declare -A NEED_FILES=(
+	[/usr/lib/nginx/modules/ngx_http_lua_module.so]=libnginx-mod-http-lua
+)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -89,6 +94,10 @@ install_packages() {
 	local missing=() cmd
 	for cmd in "${!NEED[@]}"; do
 		command -v "$cmd" >/dev/null || missing+=("${NEED[$cmd]}")
+	done
+	local f
+	for f in "${!NEED_FILES[@]}"; do
+		[[ -e $f ]] || missing+=("${NEED_FILES[$f]}")
 	done
 	((${#missing[@]})) || return 0
 	if ! command -v apt-get >/dev/null; then

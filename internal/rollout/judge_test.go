@@ -24,6 +24,20 @@ func judgeWorld(t *testing.T, extra []spec.Step, bake time.Duration) *asyncWorld
 		Strategy: spec.Strategy{Canary: &spec.Canary{Steps: steps, BakeDuration: spec.D(bake)}},
 		Analysis: &spec.Analysis{Judge: spec.JudgeSequential},
 	}}
+	w, acts := deployed(t, svc)
+	if !hasStartAnalysis(acts) {
+		t.Fatalf("deploy with judge: sequential and no metrics started no analysis: %v", acts)
+	}
+	if r := w.s.Rollout; r == nil || r.Weight != 5 || !r.Judge {
+		t.Fatalf("setup: rollout %+v, want judged, at 5%%", r)
+	}
+	return w
+}
+
+// deployed defaults svc (stable blue, a version green), makes both healthy
+// and deploys green; it returns the world and the deploy's actions.
+func deployed(t *testing.T, svc *spec.Service) (*asyncWorld, []Action) {
+	t.Helper()
 	svc.Default()
 	m, err := New(svc)
 	if err != nil {
@@ -33,14 +47,8 @@ func judgeWorld(t *testing.T, extra []spec.Step, bake time.Duration) *asyncWorld
 	w.s, _ = m.Reconcile(State{}, w.now)
 	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
 	acts := w.step(Deploy{Version: "green", By: "test"})
-	if !hasStartAnalysis(acts) {
-		t.Fatalf("deploy with judge: sequential and no metrics started no analysis: %v", acts)
-	}
 	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
-	if r := w.s.Rollout; r == nil || r.Weight != 5 || !r.Judge {
-		t.Fatalf("setup: rollout %+v, want judged, at 5%%", r)
-	}
-	return w
+	return w, acts
 }
 
 func hasStartAnalysis(acts []Action) bool {
@@ -161,16 +169,7 @@ func TestJudgeBlueGreenBake(t *testing.T) {
 		Strategy: spec.Strategy{BlueGreen: &spec.BlueGreen{BakeDuration: spec.D(time.Minute)}},
 		Analysis: &spec.Analysis{Judge: spec.JudgeSequential},
 	}}
-	svc.Default()
-	m, err := New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &asyncWorld{t: t, m: m, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
-	w.s, _ = m.Reconcile(State{}, w.now)
-	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
-	w.step(Deploy{Version: "green", By: "test"})
-	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
+	w, _ := deployed(t, svc)
 	r := w.s.Rollout
 	if r == nil || !r.Switched || r.Steps[r.StepIndex].Kind != StepBake {
 		t.Fatalf("rollout %+v, want switched and baking", r)

@@ -62,9 +62,11 @@ type Metadata struct {
 type ServiceSpec struct {
 	// Listen is the host:port the built-in proxy serves this service on
 	// (":8080" for every interface); needed in standalone mode, unique
-	// across services.
+	// across services. Must be empty with trafficRouter.nginx: nginx
+	// listens, Switchyard does not.
 	Listen string `json:"listen,omitempty"`
-	// TLS, when set, serves HTTPS (and HTTP/2) on Listen.
+	// TLS, when set, serves HTTPS (and HTTP/2) on Listen (built-in proxy
+	// only; nginx terminates TLS in nginx mode).
 	TLS *TLS `json:"tls,omitempty"`
 	// Versions are the known versions, each a pool of targets.
 	Versions []Version `json:"versions"`
@@ -86,7 +88,8 @@ type ServiceSpec struct {
 	// ProgressDeadline is how long a rollout may wait for its new version to
 	// become healthy before it is rolled back; greater than 0.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" range:"1s,720h"`
-	// Proxy tunes the built-in proxy for this service.
+	// Proxy tunes the built-in proxy for this service (not used in nginx
+	// mode, where nginx.conf holds those settings).
 	Proxy ProxyOptions `json:"proxy,omitempty"`
 	// Notifications are where the rollout's events are sent.
 	Notifications []Notification `json:"notifications,omitempty"`
@@ -100,7 +103,60 @@ type ServiceSpec struct {
 type TrafficRouter struct {
 	// Proxy is Switchyard's own reverse proxy, serving spec.listen (the default).
 	Proxy *ProxyRouter `json:"proxy,omitempty"`
+	// Nginx drives an nginx that already runs on this host: Switchyard
+	// renders one include file (upstreams and routing maps), checks it with
+	// testCommand and reloads nginx (see docs/nginx.md).
+	Nginx *NginxRouter `json:"nginx,omitempty"`
 }
+
+// NginxRouter is nginx mode: Switchyard owns only IncludeFile, which
+// nginx.conf includes inside its http block; the server blocks stay the
+// user's and send traffic with `proxy_pass http://$switchyard_UPSTREAM;`
+// (routing rules and weights) or `proxy_pass http://UPSTREAM;` (weights
+// only). Commands are argv lists, run without a shell (write
+// ["sh", "-c", "..."] for one), so no value is ever split or expanded.
+type NginxRouter struct {
+	// IncludeFile is the absolute path of the file Switchyard renders and
+	// owns (written through a temporary file in the same directory and
+	// renamed into place); its directory must exist.
+	IncludeFile string `json:"includeFile"`
+	// UpstreamName is the name of the weighted upstream proxy_pass refers
+	// to; each version also gets an upstream UPSTREAM__VERSION, and the
+	// routing map sets $switchyard_UPSTREAM. Letters, digits and '_',
+	// starting with a letter or '_', at most 64; default: metadata.name with
+	// '-' written as '_'.
+	UpstreamName string `json:"upstreamName,omitempty"`
+	// AccessLog is the absolute path of the access log nginx writes for this
+	// service in Switchyard's log_format (docs/nginx.md); when set, the
+	// built-in checks (provider builtin) read their numbers from it.
+	AccessLog string `json:"accessLog,omitempty"`
+	// TestCommand checks the configuration with the new include file in
+	// place; a non-zero exit puts the previous file back, and its output is
+	// the error. An argv list, like ["nginx", "-t", "-c", "/etc/nginx/nginx.conf"].
+	TestCommand []string `json:"testCommand,omitempty"`
+	// ReloadCommand makes the running nginx read the checked configuration;
+	// an argv list, like ["nginx", "-s", "reload"] or
+	// ["systemctl", "reload", "nginx"].
+	ReloadCommand []string `json:"reloadCommand,omitempty"`
+	// Mode is how weight changes reach nginx: "reload" (the default: every
+	// change is rendered into the file and nginx reloads) or "lua" (needs
+	// Debian's libnginx-mod-http-lua: the upstreams are balanced by
+	// balancer_by_lua from a lua_shared_dict, and weight and health changes
+	// are posted to ControlAddress without a reload; only a change of the
+	// versions or the rules reloads). docs/nginx.md has the measured cost
+	// of each.
+	Mode string `json:"mode,omitempty"`
+	// ControlAddress is the loopback IP:port of the control server the
+	// include file opens in lua mode (Switchyard posts weights there);
+	// required with mode lua, unused otherwise.
+	ControlAddress string `json:"controlAddress,omitempty"`
+}
+
+// Modes of spec.trafficRouter.nginx.
+const (
+	NginxModeReload = "reload"
+	NginxModeLua    = "lua"
+)
 
 // ProxyRouter selects the built-in proxy; it is tuned by spec.proxy.
 type ProxyRouter struct{}
@@ -439,7 +495,8 @@ type Metric struct {
 	// +kubebuilder:validation:Enum=builtin;prometheus
 
 	// Provider names the metric source: "builtin" (the built-in proxy's
-	// measurements of every request, the default) or "prometheus" (the
+	// measurements of every request, the default; in nginx mode, nginx's
+	// access log, spec.trafficRouter.nginx.accessLog) or "prometheus" (the
 	// default with a prometheus block).
 	Provider string `json:"provider,omitempty"`
 }
