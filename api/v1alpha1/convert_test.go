@@ -266,8 +266,8 @@ func TestClusterFieldsNotReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.Cluster = false
-	if err := svc.Validate(); err == nil || !strings.Contains(err.Error(), "spec.listen") {
-		t.Errorf("the same service outside a cluster: Validate = %v, want spec.listen required", err)
+	if err := svc.Validate(); err == nil || !strings.Contains(err.Error(), "spec.trafficRouter") {
+		t.Errorf("the same service outside a cluster: Validate = %v, want spec.trafficRouter reported", err)
 	}
 }
 

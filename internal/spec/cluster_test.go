@@ -16,12 +16,16 @@ func TestClusterService(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatalf("Validate = %v, want nil", err)
 	}
+	if s.Spec.TrafficRouter != (TrafficRouter{}) {
+		t.Errorf("Default gave a Cluster service the router %+v; a Rollout's traffic is moved by its own", s.Spec.TrafficRouter)
+	}
 	s.Spec.Analysis = &Analysis{Interval: D(1)}
 	s.Default()
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "spec.analysis.interval is 1ns") {
 		t.Errorf("Validate = %v, want the bad interval reported", err)
 	}
 	s.Cluster = false
+	s.Default()
 	for _, want := range []string{"spec.listen", "spec.versions[0].targets"} {
 		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("outside a cluster: Validate = %v, want %s reported", err, want)

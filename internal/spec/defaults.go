@@ -148,7 +148,9 @@ func (s *Service) Default() {
 	}
 	defaultHooks(sp.Hooks)
 	defaultWebhooks(sp)
-	if sp.TrafficRouter == (TrafficRouter{}) {
+	if sp.TrafficRouter == (TrafficRouter{}) && !s.Cluster {
+		// A Rollout's traffic is moved by its own trafficRouter, never the
+		// built-in proxy.
 		sp.TrafficRouter.Proxy = &ProxyRouter{}
 	}
 	if n := sp.TrafficRouter.Nginx; n != nil {

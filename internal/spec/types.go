@@ -36,7 +36,8 @@ type Service struct {
 	// Cluster is set for a service built from a Kubernetes Rollout
 	// (api/v1alpha1): the cluster, not the user, provides its listen
 	// address, TLS, traffic router, versions and stable version, so
-	// Validate does not report those fields (see clusterProvided).
+	// Validate does not report those fields (see clusterProvided) and
+	// Default gives it no spec.trafficRouter.
 	Cluster bool `json:"-"`
 
 	// positions maps field paths ("spec.versions[0].name") to where they
