@@ -203,6 +203,10 @@ func TestNginxModeCanary(t *testing.T) {
 	if st.Phase != rollout.PhaseDegraded {
 		t.Errorf("phase %q after a rejected render, want %q", st.Phase, rollout.PhaseDegraded)
 	}
+	// The engine keeps the weights in force apart from those it asked for.
+	if st.AppliedWeights["green"] != 5 || st.Weights["green"] != 50 {
+		t.Errorf("after a rejected render: weights in force %v, asked %v; want green 5 in force, 50 asked", st.AppliedWeights, st.Weights)
+	}
 	if after, _ := os.ReadFile(f.include); string(after) != string(before) {
 		t.Errorf("the include file changed although nginx rejected it:\n%s", after)
 	}

@@ -187,3 +187,23 @@ func TestJudgeBlueGreenBake(t *testing.T) {
 		t.Fatalf("after the judge's promotion in the bake: %+v", w.s.Last)
 	}
 }
+
+// TestAppliedWeights: the weights the router confirmed stay apart from
+// the weights asked of it while it fails to apply them.
+func TestAppliedWeights(t *testing.T) {
+	w := judgeWorld(t, nil, 0)
+	w.step(RouterApplied{Weights: w.s.Weights})
+	if w.s.Applied["green"] != 5 {
+		t.Fatalf("applied %v after the router confirmed 5%%", w.s.Applied)
+	}
+	w.now = w.now.Add(31 * time.Second)
+	w.step(watching(10 * time.Second))
+	w.step(Tick{})
+	if w.s.Weights["green"] != 20 {
+		t.Fatalf("weights %v, want the 20%% step", w.s.Weights)
+	}
+	w.step(RouterFailed{Weights: w.s.Weights, Error: "nginx: [emerg] unexpected end of file"})
+	if w.s.Applied["green"] != 5 || w.s.RouterError == "" {
+		t.Fatalf("after the router failed: applied %v, error %q; want 5%% still in force", w.s.Applied, w.s.RouterError)
+	}
+}
