@@ -286,12 +286,19 @@ type RolloutStatus struct {
 	// CanaryRevision is the revision being rolled out, if any.
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
-	// CanaryWeight is the percentage of traffic the canary revision takes.
+	// CanaryWeight is the percentage of traffic the canary revision takes:
+	// in force (appliedWeights) once the router confirmed any.
 	// +optional
 	CanaryWeight int32 `json:"canaryWeight,omitempty"`
-	// Weights are the percentages of traffic in force, by revision.
+	// Weights are the percentages of traffic by revision last asked of the
+	// traffic router.
 	// +optional
 	Weights map[string]int32 `json:"weights,omitempty"`
+	// AppliedWeights are the percentages the traffic router last
+	// confirmed: the weights in force. They differ from weights while the
+	// router has not applied (or failed to apply) the newest ones.
+	// +optional
+	AppliedWeights map[string]int32 `json:"appliedWeights,omitempty"`
 	// CurrentStep is the step of the rollout in progress.
 	// +optional
 	CurrentStep *StepStatus `json:"currentStep,omitempty"`

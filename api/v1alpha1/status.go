@@ -16,7 +16,8 @@ import (
 // SetEngineState records the rollout engine's state in the status: the
 // state itself (EngineState, what the controller's runner.Store saves and
 // loads through the status subresource) and the fields people read, all
-// derived from it (phase, revisions, weights, step, verdicts), so the two
+// derived from it (phase, revisions, weights asked and in force, step,
+// verdicts), so the two
 // never disagree. Conditions and ObservedGeneration are the controller's.
 func (s *RolloutStatus) SetEngineState(st rollout.State) error {
 	raw, err := json.Marshal(st)
@@ -27,13 +28,7 @@ func (s *RolloutStatus) SetEngineState(st rollout.State) error {
 	s.Phase = Phase(st.Phase)
 	s.StableRevision = st.Stable
 	s.CanaryRevision, s.CanaryWeight, s.CurrentStep, s.Verdicts, s.Message = "", 0, nil, nil, ""
-	s.Weights = nil
-	if len(st.Weights) > 0 {
-		s.Weights = make(map[string]int32, len(st.Weights))
-		for v, w := range st.Weights {
-			s.Weights[v] = int32(w)
-		}
-	}
+	s.Weights, s.AppliedWeights = weights32(st.Weights), weights32(st.Applied)
 	run := st.Rollout
 	if run == nil {
 		if st.Last != nil && st.Last.Reason != "" {
@@ -43,6 +38,9 @@ func (s *RolloutStatus) SetEngineState(st rollout.State) error {
 	}
 	s.CanaryRevision = run.Version
 	s.CanaryWeight = int32(st.Weights[run.Version])
+	if st.Applied != nil {
+		s.CanaryWeight = int32(st.Applied[run.Version])
+	}
 	if run.StepIndex < len(run.Steps) {
 		step := run.Steps[run.StepIndex]
 		s.CurrentStep = &StepStatus{
@@ -88,4 +86,15 @@ func (s *RolloutStatus) LoadEngineState() (st rollout.State, ok bool, err error)
 		return rollout.State{}, false, fmt.Errorf("status.engineState: %w", err)
 	}
 	return st, true, nil
+}
+
+func weights32(w rollout.Weights) map[string]int32 {
+	if len(w) == 0 {
+		return nil
+	}
+	out := make(map[string]int32, len(w))
+	for v, p := range w {
+		out[v] = int32(p)
+	}
+	return out
 }

@@ -17,7 +17,8 @@ func canaryState() rollout.State {
 	t0 := time.Date(2026, 12, 2, 15, 0, 0, 0, time.UTC)
 	return rollout.State{
 		Service: "web", Phase: rollout.PhaseProgressing, Stable: "6d4f9c7b8",
-		Weights:     rollout.Weights{"6d4f9c7b8": 90, "7b5c8d9f1": 10},
+		Weights:     rollout.Weights{"6d4f9c7b8": 75, "7b5c8d9f1": 25},
+		Applied:     rollout.Weights{"6d4f9c7b8": 90, "7b5c8d9f1": 10},
 		Versions:    map[string][]string{"6d4f9c7b8": {"10.0.0.5:8080"}, "7b5c8d9f1": {"10.0.0.7:8080"}},
 		NextRollout: 8,
 		Rollout: &rollout.Run{
@@ -44,7 +45,7 @@ func TestEngineStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := r.Status
-	if s.Phase != "Progressing" || s.StableRevision != "6d4f9c7b8" || s.CanaryRevision != "7b5c8d9f1" || s.CanaryWeight != 10 || s.Weights["6d4f9c7b8"] != 90 {
+	if s.Phase != "Progressing" || s.StableRevision != "6d4f9c7b8" || s.CanaryRevision != "7b5c8d9f1" || s.CanaryWeight != 10 || s.Weights["6d4f9c7b8"] != 75 || s.AppliedWeights["6d4f9c7b8"] != 90 {
 		t.Errorf("status = %+v", s)
 	}
 	if c := s.CurrentStep; c == nil || c.Index != 2 || c.Count != 4 || c.Kind != "Pause" || c.StartedAt == nil {

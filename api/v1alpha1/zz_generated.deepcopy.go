@@ -261,6 +261,13 @@ func (in *RolloutStatus) DeepCopyInto(out *RolloutStatus) {
 			(*out)[key] = val
 		}
 	}
+	if in.AppliedWeights != nil {
+		in, out := &in.AppliedWeights, &out.AppliedWeights
+		*out = make(map[string]int32, len(*in))
+		for key, val := range *in {
+			(*out)[key] = val
+		}
+	}
 	if in.CurrentStep != nil {
 		in, out := &in.CurrentStep, &out.CurrentStep
 		*out = new(StepStatus)
