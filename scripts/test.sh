@@ -24,12 +24,13 @@
 #   SWITCHYARD_CACHE  cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/switchyard)
 #
 # On Debian 12 it installs with apt-get (through sudo when not root): nginx,
-# haproxy, hey, wrk, prometheus, curl and iproute2, without starting their
-# system services; tests start their own instances on loopback. It also
-# builds the real Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager) from the Go module proxy with
-# scripts/kube-assets.sh when its cache lacks them: about 15 min the first
-# time on 2 cores, then nothing (see docs/kubernetes-testing.md).
+# libnginx-mod-http-lua (nginx mode's lua balancer), haproxy, hey, wrk,
+# prometheus, curl and iproute2, without starting their system services;
+# tests start their own instances on loopback. It also builds the real
+# Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
+# from the Go module proxy with scripts/kube-assets.sh when its cache lacks
+# them: about 15 min the first time on 2 cores, then nothing (see
+# docs/kubernetes-testing.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,6 +82,10 @@ declare -A NEED=(
 	[curl]=curl
 	[ip]=iproute2
 )
+# files -> Debian package, for what is not a command
+declare -A NEED_FILES=(
+	[/usr/lib/nginx/modules/ngx_http_lua_module.so]=libnginx-mod-http-lua
+)
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -97,6 +102,10 @@ install_packages() {
 	local missing=() cmd
 	for cmd in "${!NEED[@]}"; do
 		command -v "$cmd" >/dev/null || missing+=("${NEED[$cmd]}")
+	done
+	local f
+	for f in "${!NEED_FILES[@]}"; do
+		[[ -e $f ]] || missing+=("${NEED_FILES[$f]}")
 	done
 	((${#missing[@]})) || return 0
 	if ! command -v apt-get >/dev/null; then

@@ -40,24 +40,27 @@ type Controller interface {
 
 // ServiceStatus is what `switchyard status -o json` prints for one service.
 type ServiceStatus struct {
-	Name            string                  `json:"name"`
-	Listen          string                  `json:"listen,omitempty"`
-	Phase           rollout.Phase           `json:"phase"`
-	StableVersion   string                  `json:"stableVersion"`
-	CanaryVersion   string                  `json:"canaryVersion,omitempty"`
-	PreviousVersion string                  `json:"previousVersion,omitempty"`
-	PreviousUntil   *time.Time              `json:"previousUntil,omitempty"`
-	Strategy        rollout.StrategyKind    `json:"strategy,omitempty"`
-	Weights         rollout.Weights         `json:"weights"`
-	Step            StepStatus              `json:"step"`
-	Paused          bool                    `json:"paused,omitempty"`
-	Targets         []TargetStatus          `json:"targets"`
-	LastVerdicts    []rollout.VerdictRecord `json:"lastVerdicts,omitempty"`
-	FailedChecks    int                     `json:"failedChecks,omitempty"`
-	Threshold       int                     `json:"threshold,omitempty"`
-	Rollout         *RolloutStatus          `json:"rollout,omitempty"`
-	LastRollout     *RolloutStatus          `json:"lastRollout,omitempty"`
-	Message         string                  `json:"message,omitempty"`
+	Name            string               `json:"name"`
+	Listen          string               `json:"listen,omitempty"`
+	Phase           rollout.Phase        `json:"phase"`
+	StableVersion   string               `json:"stableVersion"`
+	CanaryVersion   string               `json:"canaryVersion,omitempty"`
+	PreviousVersion string               `json:"previousVersion,omitempty"`
+	PreviousUntil   *time.Time           `json:"previousUntil,omitempty"`
+	Strategy        rollout.StrategyKind `json:"strategy,omitempty"`
+	Weights         rollout.Weights      `json:"weights"`
+	// AppliedWeights are the weights the router last confirmed (in force);
+	// they differ from Weights while a change is pending or failed.
+	AppliedWeights rollout.Weights         `json:"appliedWeights,omitempty"`
+	Step           StepStatus              `json:"step"`
+	Paused         bool                    `json:"paused,omitempty"`
+	Targets        []TargetStatus          `json:"targets"`
+	LastVerdicts   []rollout.VerdictRecord `json:"lastVerdicts,omitempty"`
+	FailedChecks   int                     `json:"failedChecks,omitempty"`
+	Threshold      int                     `json:"threshold,omitempty"`
+	Rollout        *RolloutStatus          `json:"rollout,omitempty"`
+	LastRollout    *RolloutStatus          `json:"lastRollout,omitempty"`
+	Message        string                  `json:"message,omitempty"`
 }
 
 // StepStatus is the current step of a rollout (Index is 0-based; Total is

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -264,6 +265,10 @@ func writeStatus(w io.Writer, st admin.ServiceStatus, pal palette) {
 		fmt.Fprintf(w, "  weights  %s  %s\n", weightBar(st, pal), formatWeights(st.Weights))
 	} else {
 		fmt.Fprintf(w, "  weights  %s\n", formatWeights(st.Weights))
+	}
+	if st.Message != "" && st.AppliedWeights != nil && !maps.Equal(st.AppliedWeights, st.Weights) {
+		// The router refused the newest weights: say what still serves.
+		fmt.Fprintf(w, "  in force %s  %s\n", formatWeights(st.AppliedWeights), pal.dim("(the router has not applied the weights above)"))
 	}
 	if st.Step.Total > 0 {
 		fmt.Fprintf(w, "  step     %d/%d  %s", st.Step.Index+1, st.Step.Total, st.Step.Description)

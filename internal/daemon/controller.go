@@ -154,13 +154,14 @@ func (d *Daemon) Subscribe(ctx context.Context) (<-chan admin.StreamEvent, func(
 func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus {
 	now := d.opts.Now()
 	out := admin.ServiceStatus{
-		Name:          svc.Metadata.Name,
-		Listen:        svc.Spec.Listen,
-		Phase:         st.ShownPhase(),
-		StableVersion: st.Stable,
-		Weights:       st.Weights,
-		Targets:       []admin.TargetStatus{},
-		Message:       st.RouterError,
+		Name:           svc.Metadata.Name,
+		Listen:         svc.Spec.Listen,
+		Phase:          st.ShownPhase(),
+		StableVersion:  st.Stable,
+		Weights:        st.Weights,
+		AppliedWeights: st.Applied,
+		Targets:        []admin.TargetStatus{},
+		Message:        st.RouterError,
 	}
 	if addr := d.proxy.Addr(svc.Metadata.Name); addr != nil {
 		out.Listen = addr.String()

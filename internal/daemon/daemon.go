@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/internal/proxy"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/router/builtin"
+	nginxrouter "github.com/switchyard/switchyard/internal/router/nginx"
 	"github.com/switchyard/switchyard/internal/runner"
 	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/statedir"
@@ -83,6 +84,8 @@ type Daemon struct {
 	notifier *notify.Notifier
 	// routers by spec.trafficRouter kind; analyzer reads every metric source.
 	builtin  *builtin.Router
+	nginx    *nginxrouter.Router
+	logs     *accessLogs // nginx-mode services' access logs
 	analyzer runner.Analyzer
 	// judge is the sequential judge (one of analyzer's), which also keeps
 	// every service's baseline.
@@ -187,7 +190,7 @@ func New(opts Options) (*Daemon, error) {
 		hub:      newHub(),
 		token:    token,
 		builtin:  builtin.New(px),
-		judge:    runner.NewJudge(func(*spec.Service) metrics.SecondSource { return px }),
+		nginx:    nginxrouter.New(nginxrouter.Options{Logger: opts.Logger, Health: hc}),
 		services: map[string]*serviceEntry{},
 		health:   map[string]map[string]rollout.VersionHealth{},
 		rolloutsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -195,9 +198,14 @@ func New(opts Options) (*Daemon, error) {
 			Help: "Finished rollouts by service and result (promoted, rolled-back, aborted).",
 		}, []string{"service", "result"}),
 	}
+	d.logs = newAccessLogs(d)
+	// builtin is the proxy's windows, or an nginx-mode service's access
+	// log, for the threshold checks and the sequential judge alike.
+	builtinSrc := builtinSource{d}
+	d.judge = runner.NewJudge(func(*spec.Service) metrics.SecondSource { return builtinSrc })
 	d.analyzer = runner.Analyzers{
 		runner.NewChecks(metrics.Sources{
-			spec.ProviderBuiltin: metrics.WindowFunc(px.CompletedWindow),
+			spec.ProviderBuiltin: builtinSrc,
 		}, promsource.New(egressPolicy.Client(30*time.Second)), webhooks).WithLoad(px),
 		d.judge,
 	}
@@ -243,7 +251,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.proxy.Apply(ctx, svcs); err != nil {
+	if err := d.proxy.Apply(ctx, proxyServices(svcs)); err != nil {
+		d.nginx.Close()
 		return fmt.Errorf("start proxy: %w", err)
 	}
 
@@ -333,6 +342,9 @@ func (d *Daemon) shutdownProxy() {
 	if err := d.proxy.Shutdown(ctx); err != nil {
 		d.log.Warn("proxy shutdown", "err", err)
 	}
+	// nginx keeps serving the last include file; only the loop stops.
+	d.nginx.Close()
+	d.logs.close()
 	d.checker.Close()
 }
 
@@ -427,8 +439,13 @@ func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
 			return &ConfigError{Err: fmt.Errorf("service %q: %w", name, err)}
 		}
 		if e, ok := existing[name]; ok {
-			if old := d.specs[name]; old != nil && old.SameSpec(svc) {
+			old := d.specs[name]
+			if old != nil && old.SameSpec(svc) {
 				continue
+			}
+			if old != nil && routerKind(old) != routerKind(svc) {
+				// A runner keeps the router it was built with.
+				return &ConfigError{Err: fmt.Errorf("service %q: spec.trafficRouter changed from %s to %s; a running service keeps its router: restart serve to change it", name, routerKind(old), routerKind(svc))}
 			}
 			changes = append(changes, change{svc: svc, machine: m, runner: e.runner})
 			continue
@@ -439,7 +456,13 @@ func (d *Daemon) applyLocked(ctx context.Context, svcs []*spec.Service) error {
 		}
 		changes = append(changes, change{svc: svc, machine: m, state: st})
 	}
-	if err := d.proxy.Apply(ctx, svcs); err != nil {
+	if err := d.proxy.Apply(ctx, proxyServices(svcs)); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
+	if err := d.nginx.Configure(nginxServices(svcs)); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
+	if err := d.logs.configure(nginxServices(svcs)); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
 
@@ -516,11 +539,44 @@ func (d *Daemon) runnerOptions(svc *spec.Service) runner.Options {
 	}
 }
 
-// routerFor returns what moves svc's traffic, by spec.trafficRouter. The
-// built-in proxy (trafficRouter.proxy, which Default sets) is the only
-// router yet; Validate refuses a spec without one, so nothing else gets here.
-func (d *Daemon) routerFor(*spec.Service) (runner.Router, runner.Targets) {
+// routerFor returns what moves svc's traffic, by spec.trafficRouter:
+// nginx, or the built-in proxy (trafficRouter.proxy, which Default sets;
+// Validate refuses a spec with neither or both).
+func (d *Daemon) routerFor(svc *spec.Service) (runner.Router, runner.Targets) {
+	if svc.Spec.TrafficRouter.Nginx != nil {
+		return d.nginx, nginxTargets{router: d.nginx, logs: d.logs}
+	}
 	return d.builtin, d.builtin
+}
+
+// routerKind names a service's router for messages.
+func routerKind(svc *spec.Service) string {
+	if svc.Spec.TrafficRouter.Nginx != nil {
+		return "nginx"
+	}
+	return "proxy"
+}
+
+// proxyServices are the services the built-in proxy serves.
+func proxyServices(svcs []*spec.Service) []*spec.Service {
+	var out []*spec.Service
+	for _, s := range svcs {
+		if s.Spec.TrafficRouter.Nginx == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nginxServices are the services of nginx mode.
+func nginxServices(svcs []*spec.Service) []*spec.Service {
+	var out []*spec.Service
+	for _, s := range svcs {
+		if s.Spec.TrafficRouter.Nginx != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (d *Daemon) runner(name string) (*runner.Runner, bool) {

@@ -144,7 +144,7 @@ spec:
     - {name: blue, targets: ["BLUE"]}
     - {name: green, targets: ["GREEN"]}
   stable: blue
-  healthCheck: {path: /health, interval: 100ms, timeout: 90ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  healthCheck: {path: /health, interval: 250ms, timeout: 240ms, healthyThreshold: 1, unhealthyThreshold: 2}
   strategy:
     canary:
       steps: [{setWeight: 50}, {pause: {duration: 1s}}]

@@ -420,6 +420,7 @@ func (t *txn) routerApplied(w Weights) {
 	if !maps.Equal(w, t.s.Weights) {
 		return // an older SetWeights; a newer one is on its way
 	}
+	t.s.Applied = maps.Clone(w)
 	t.s.RouterError = ""
 	if t.s.Phase == PhaseRollingBack {
 		t.s.Phase = PhaseStable

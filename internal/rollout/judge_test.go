@@ -24,6 +24,20 @@ func judgeWorld(t *testing.T, extra []spec.Step, bake time.Duration) *asyncWorld
 		Strategy: spec.Strategy{Canary: &spec.Canary{Steps: steps, BakeDuration: spec.D(bake)}},
 		Analysis: &spec.Analysis{Judge: spec.JudgeSequential},
 	}}
+	w, acts := deployed(t, svc)
+	if !hasStartAnalysis(acts) {
+		t.Fatalf("deploy with judge: sequential and no metrics started no analysis: %v", acts)
+	}
+	if r := w.s.Rollout; r == nil || r.Weight != 5 || !r.Judge {
+		t.Fatalf("setup: rollout %+v, want judged, at 5%%", r)
+	}
+	return w
+}
+
+// deployed defaults svc (stable blue, a version green), makes both healthy
+// and deploys green; it returns the world and the deploy's actions.
+func deployed(t *testing.T, svc *spec.Service) (*asyncWorld, []Action) {
+	t.Helper()
 	svc.Default()
 	m, err := New(svc)
 	if err != nil {
@@ -33,14 +47,8 @@ func judgeWorld(t *testing.T, extra []spec.Step, bake time.Duration) *asyncWorld
 	w.s, _ = m.Reconcile(State{}, w.now)
 	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
 	acts := w.step(Deploy{Version: "green", By: "test"})
-	if !hasStartAnalysis(acts) {
-		t.Fatalf("deploy with judge: sequential and no metrics started no analysis: %v", acts)
-	}
 	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
-	if r := w.s.Rollout; r == nil || r.Weight != 5 || !r.Judge {
-		t.Fatalf("setup: rollout %+v, want judged, at 5%%", r)
-	}
-	return w
+	return w, acts
 }
 
 func hasStartAnalysis(acts []Action) bool {
@@ -161,16 +169,7 @@ func TestJudgeBlueGreenBake(t *testing.T) {
 		Strategy: spec.Strategy{BlueGreen: &spec.BlueGreen{BakeDuration: spec.D(time.Minute)}},
 		Analysis: &spec.Analysis{Judge: spec.JudgeSequential},
 	}}
-	svc.Default()
-	m, err := New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &asyncWorld{t: t, m: m, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
-	w.s, _ = m.Reconcile(State{}, w.now)
-	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
-	w.step(Deploy{Version: "green", By: "test"})
-	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
+	w, _ := deployed(t, svc)
 	r := w.s.Rollout
 	if r == nil || !r.Switched || r.Steps[r.StepIndex].Kind != StepBake {
 		t.Fatalf("rollout %+v, want switched and baking", r)
@@ -186,5 +185,25 @@ func TestJudgeBlueGreenBake(t *testing.T) {
 	w.step(v)
 	if w.s.Rollout != nil || w.s.Last.Result != ResultPromoted || w.s.Stable != "green" {
 		t.Fatalf("after the judge's promotion in the bake: %+v", w.s.Last)
+	}
+}
+
+// TestAppliedWeights: the weights the router confirmed stay apart from
+// the weights asked of it while it fails to apply them.
+func TestAppliedWeights(t *testing.T) {
+	w := judgeWorld(t, nil, 0)
+	w.step(RouterApplied{Weights: w.s.Weights})
+	if w.s.Applied["green"] != 5 {
+		t.Fatalf("applied %v after the router confirmed 5%%", w.s.Applied)
+	}
+	w.now = w.now.Add(31 * time.Second)
+	w.step(watching(10 * time.Second))
+	w.step(Tick{})
+	if w.s.Weights["green"] != 20 {
+		t.Fatalf("weights %v, want the 20%% step", w.s.Weights)
+	}
+	w.step(RouterFailed{Weights: w.s.Weights, Error: "nginx: [emerg] unexpected end of file"})
+	if w.s.Applied["green"] != 5 || w.s.RouterError == "" {
+		t.Fatalf("after the router failed: applied %v, error %q; want 5%% still in force", w.s.Applied, w.s.RouterError)
 	}
 }

@@ -15,6 +15,10 @@ type State struct {
 	Stable string `json:"stable"`
 	// Weights are the weights last asked of the router.
 	Weights Weights `json:"weights"`
+	// Applied are the weights the router last confirmed: the weights in
+	// force. They differ from Weights while the router has not applied
+	// (or failed to apply) the newest ones; nil until the first.
+	Applied Weights `json:"applied,omitempty"`
 	// Versions holds the targets of every version the machine has been told
 	// about (from the spec and from Deploy events).
 	Versions map[string][]string `json:"versions,omitempty"`

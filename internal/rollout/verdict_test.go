@@ -208,16 +208,7 @@ func TestPreviewWithoutTrafficDoesNotPause(t *testing.T) {
 		Analysis: &spec.Analysis{Interval: spec.D(10 * time.Second),
 			Metrics: []spec.Metric{{Name: spec.MetricRequestSuccessRate, ThresholdRange: spec.ThresholdRange{Min: &min}}}},
 	}}
-	svc.Default()
-	m, err := New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &asyncWorld{t: t, m: m, now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
-	w.s, _ = m.Reconcile(State{}, w.now)
-	w.step(HealthChanged{Version: "blue", Healthy: 1, Total: 1})
-	w.step(Deploy{Version: "green", By: "test"})
-	w.step(HealthChanged{Version: "green", Healthy: 1, Total: 1})
+	w, _ := deployed(t, svc)
 	none := Verdict{Metric: spec.MetricRequestSuccessRate, Result: VerdictInconclusive, Reason: "0 requests"}
 	for range 2 * spec.DefaultConsecutiveErrorLimit {
 		w.now = w.now.Add(10 * time.Second)

@@ -198,14 +198,8 @@ func merge(secs metrics.Seconds, canary, stable string, after int64) []judgedSec
 }
 
 func evidence(jd *sequential.Judge) *rollout.Evidence {
-	s := jd.Status()
-	return &rollout.Evidence{
-		Seconds: s.Seconds, CanaryRequests: s.CanaryRequests, CanaryErrors: s.CanaryErrors,
-		StableRequests: s.StableRequests, StableErrors: s.StableErrors,
-		ErrorEvidence: s.ErrorEvidence, LatencyEvidence: s.LatencyEvidence,
-		CanaryErrorUpper: s.CanaryErrorUpper, StableErrorLower: s.StableErrorLower,
-		CanarySlowUpper: s.CanarySlowUpper, StableSlowLower: s.StableSlowLower,
-	}
+	ev := jd.Status().Evidence
+	return &ev
 }
 
 func checkpoint(jd *sequential.Judge) json.RawMessage {
@@ -238,16 +232,17 @@ func decisive(jd *sequential.Judge, d sequential.Decision) rollout.Verdict {
 // had none (the rollout holds at this step), an error when the source
 // failed.
 func (j *Judge) periodic(jd *sequential.Judge, canary int64, interval time.Duration, srcErr error) rollout.Verdict {
-	ev := evidence(jd)
+	st := jd.Status()
+	ev := st.Evidence
 	v := rollout.Verdict{Metric: rollout.JudgeMetric, Result: rollout.VerdictPassed, Samples: ev.CanaryRequests,
-		Value: ev.ErrorEvidence, Window: interval, Evidence: ev, Checkpoint: checkpoint(jd),
-		Reason: "watching: " + jd.Status().Summary}
+		Value: ev.ErrorEvidence, Window: interval, Evidence: &ev, Checkpoint: checkpoint(jd),
+		Reason: "watching: " + st.Summary}
 	switch {
 	case srcErr != nil:
 		v.Result, v.Reason = rollout.VerdictError, fmt.Sprintf("metric source: %v", srcErr)
 	case canary == 0:
 		v.Result = rollout.VerdictInconclusive
-		v.Reason = fmt.Sprintf("holding: no canary requests in the last %s, so no evidence either way; %s", interval, jd.Status().Summary)
+		v.Reason = fmt.Sprintf("holding: no canary requests in the last %s, so no evidence either way; %s", interval, st.Summary)
 	}
 	return v
 }

@@ -35,6 +35,9 @@ type Outcome struct {
 	// failed, and those it served slower than the stable version would
 	// have (the scenario's added latency).
 	CanaryRequests, Failed, Slowed int64
+	// Pushed is how many of Slowed the regression took above stable's
+	// p99 (the design note's count of slowed requests).
+	Pushed int64
 }
 
 // decision is what a controller decided at a second.
@@ -79,6 +82,7 @@ func Run(sc Scenario, p Policy, seed uint64) (Outcome, error) {
 		out.CanaryRequests += c.requests
 		out.Failed += c.errors
 		out.Slowed += c.slowed
+		out.Pushed += c.pushed
 		ctl.feed(t, &c, &s)
 	}
 }

@@ -94,12 +94,13 @@ type Summary struct {
 	CanaryRequests Stat `json:"canaryRequests"`
 	Failed         Stat `json:"failed"`
 	Slowed         Stat `json:"slowed"`
+	Pushed         Stat `json:"pushedAboveP99"`
 }
 
 // Summarize summarizes outcomes.
 func Summarize(out []Outcome) Summary {
 	s := Summary{Runs: len(out)}
-	var times, reqs, failed, slowed []float64
+	var times, reqs, failed, slowed, pushed []float64
 	for _, o := range out {
 		switch o.Result {
 		case Rollback:
@@ -115,8 +116,9 @@ func Summarize(out []Outcome) Summary {
 		reqs = append(reqs, float64(o.CanaryRequests))
 		failed = append(failed, float64(o.Failed))
 		slowed = append(slowed, float64(o.Slowed))
+		pushed = append(pushed, float64(o.Pushed))
 	}
-	s.Time, s.CanaryRequests, s.Failed, s.Slowed = stat(times), stat(reqs), stat(failed), stat(slowed)
+	s.Time, s.CanaryRequests, s.Failed, s.Slowed, s.Pushed = stat(times), stat(reqs), stat(failed), stat(slowed), stat(pushed)
 	return s
 }
 

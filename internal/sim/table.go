@@ -324,16 +324,17 @@ need on the order of a thousand canary requests to tell a 2%% tail shift from no
 held at 5%%) but at 50%% weight each canary request is weaker evidence (the label test
 compares the canary's share of slow requests with its share of traffic), so the ramp
 slows %s requests against %s held at 5%% (medians). "Slowed" here is every canary request
-that got the added 200 ms (2%% of them); counting only those the regression pushed above
+that got the added 200 ms (2%% of them). Counting only those the regression pushed above
 stable's p99 (the 1%% beyond the 1%% that are always there), as the design note's figure of
-15-22 appears to, the ramp's median is %s.
+15-22 appears to, the ramp pushes %s [%s] and held at 5%%, %s [%s].
 
 With the sequential judge, promotion compares the versions over the seconds of the
 current weight only (its promotion α split over the weights in proportion to their
 squares), so that a latency or error rate drifting during the ramp, whose canary traffic
 comes later than stable's, biases neither side; that costs the good canary some time
 against comparing the whole rollout at once.
-`, round(ramp.Time.Median), round(held.Time.Median), round(ramp.Slowed.Median), round(held.Slowed.Median), round(ramp.CanaryRequests.Median/100))
+`, round(ramp.Time.Median), round(held.Time.Median), round(ramp.Slowed.Median), round(held.Slowed.Median),
+		round(ramp.Pushed.Median), round(ramp.Pushed.P90), round(held.Pushed.Median), round(held.Pushed.P90))
 	fmt.Fprintf(&b, `
 Error control of the sequential judge at its defaults (αRollback 0.005 + αLatency 0.005
 = 0.01; αPromotion 0.05; errorMargin 0.5 points), same ramp and traffic:

@@ -101,16 +101,19 @@ const (
 // window) without allocating per request.
 type window struct {
 	requests, errors, slowed int64
-	counts                   [bucketSpan]int64
-	lo, hi                   int // touched range of counts, lo > hi when empty
-	out                      []sequential.Bucket
+	// pushed counts the slowed requests that the added latency took from
+	// at or below stable's p99 to above it.
+	pushed int64
+	counts [bucketSpan]int64
+	lo, hi int // touched range of counts, lo > hi when empty
+	out    []sequential.Bucket
 }
 
 func (w *window) reset() {
 	for i := w.lo; i <= w.hi; i++ {
 		w.counts[i] = 0
 	}
-	w.requests, w.errors, w.slowed = 0, 0, 0
+	w.requests, w.errors, w.slowed, w.pushed = 0, 0, 0, 0
 	w.lo, w.hi = bucketSpan, -1
 }
 
@@ -187,6 +190,7 @@ func (w *window) merge(o *window) {
 	w.requests += o.requests
 	w.errors += o.errors
 	w.slowed += o.slowed
+	w.pushed += o.pushed
 	for i := o.lo; i <= o.hi; i++ {
 		w.counts[i] += o.counts[i]
 	}
@@ -232,6 +236,7 @@ type traffic struct {
 	mu, sigma  float64 // of the latency in seconds
 	slowAbove  float64 // log-seconds
 	slowAdd    float64 // seconds
+	lnP99      float64 // stable's p99, log-seconds
 	poissonTab poisson
 }
 
@@ -243,6 +248,7 @@ func newTraffic(sc Scenario, seed1, seed2 uint64) *traffic {
 		sigma:      sc.Service.sigma(),
 		slowAbove:  math.Log(max(sc.Canary.SlowAbove.Seconds(), 1e-9)),
 		slowAdd:    sc.Canary.SlowAdd.Seconds(),
+		lnP99:      math.Log(max(sc.Service.P99.Seconds(), 1e-9)),
 		poissonTab: newPoisson(sc.Service.Rate),
 	}
 }
@@ -264,7 +270,11 @@ func (t *traffic) fill(n int64, weight float64, c, s *window) {
 		if route < weight {
 			slowed := t.slowAdd > 0 && lat > t.slowAbove
 			if slowed {
+				was := lat
 				lat = math.Log(math.Exp(lat) + t.slowAdd)
+				if was <= t.lnP99 && lat > t.lnP99 {
+					c.pushed++
+				}
 			}
 			c.add(fail < ce, slowed, lat)
 			continue

@@ -3,6 +3,7 @@ package spec
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -38,6 +39,12 @@ const (
 	DefaultMaxHeaderBytes              = 65536
 	DefaultMaxBodyBytes          int64 = 0 // unlimited
 	DefaultRetries                     = 2
+)
+
+// The commands nginx mode runs unless spec.trafficRouter.nginx names others.
+var (
+	DefaultNginxTestCommand   = []string{"nginx", "-t"}
+	DefaultNginxReloadCommand = []string{"nginx", "-s", "reload"}
 )
 
 // Metric providers.
@@ -141,8 +148,20 @@ func (s *Service) Default() {
 	}
 	defaultHooks(sp.Hooks)
 	defaultWebhooks(sp)
-	if sp.TrafficRouter == (TrafficRouter{}) {
+	if sp.TrafficRouter == (TrafficRouter{}) && !s.Cluster {
+		// A Rollout's traffic is moved by its own trafficRouter, never the
+		// built-in proxy.
 		sp.TrafficRouter.Proxy = &ProxyRouter{}
+	}
+	if n := sp.TrafficRouter.Nginx; n != nil {
+		setString(&n.UpstreamName, strings.ReplaceAll(s.Metadata.Name, "-", "_"))
+		setString(&n.Mode, NginxModeReload)
+		if len(n.TestCommand) == 0 {
+			n.TestCommand = slices.Clone(DefaultNginxTestCommand)
+		}
+		if len(n.ReloadCommand) == 0 {
+			n.ReloadCommand = slices.Clone(DefaultNginxReloadCommand)
+		}
 	}
 
 	setDuration(&sp.ProgressDeadline, DefaultProgressDeadline)

@@ -200,3 +200,26 @@ func (v *validator) rangesIn(rv reflect.Value, path string) {
 		}
 	}
 }
+
+// Range is a field's allowed range from its `range:"lo,hi"` tag, for
+// packages that must agree with it (the Kubernetes CRD's schema).
+type Range struct {
+	// Min and Max are in the field's unit (nanoseconds for durations).
+	Min, Max float64
+	// Duration is set for a Duration field.
+	Duration bool
+	// Unset: zero means "not set" and is accepted.
+	Unset bool
+}
+
+// FieldRange returns the range of a struct field of the spec's types, if
+// its tag sets one: the same parser Validate uses.
+func FieldRange(f reflect.StructField) (Range, bool) {
+	r, ok := fieldRange(f)
+	return Range{Min: r.lo, Max: r.hi, Duration: r.duration, Unset: r.unset}, ok
+}
+
+// String renders the range as Validate's messages do: "1-100", "1s to 24h".
+func (r Range) String() string {
+	return valueRange{lo: r.Min, hi: r.Max, duration: r.Duration, unset: r.Unset}.String()
+}

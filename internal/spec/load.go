@@ -11,8 +11,15 @@ import (
 // through the proxy to the canary, like users' traffic; the history says
 // how much of each sample it generated.
 type Load struct {
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+
 	// Rate is the requests a second it sends.
 	Rate int `json:"rate" range:"1,10000"`
+
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+
 	// Concurrency is how many requests may be in flight at once.
 	Concurrency int `json:"concurrency,omitempty" range:"1,256"`
 	// Path is the request path (and query), starting with "/".

@@ -14,6 +14,9 @@ type Notification struct {
 	// Name identifies the channel among the service's (unique); it keys how
 	// far delivery has got.
 	Name string `json:"name"`
+
+	// +kubebuilder:validation:Enum=slack;webhook
+
 	// Type is "slack" (an incoming webhook: blocks with a text fallback) or
 	// "webhook" (a JSON POST of the event).
 	Type string `json:"type"`
@@ -22,6 +25,9 @@ type Notification struct {
 	URLFile string `json:"urlFile,omitempty"`
 	// URLEnv names an environment variable holding the URL, instead of URLFile.
 	URLEnv string `json:"urlEnv,omitempty"`
+
+	// +kubebuilder:validation:items:Enum=deploy;step;paused;resumed;switched;promoted;rolled-back;aborted;rollback;hook;gate;analysis-failed;judge-promote;degraded;recovered;removed;retired
+
 	// Events are the kinds to send; default: all of NotificationEvents.
 	Events []string `json:"events,omitempty"`
 }

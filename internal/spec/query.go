@@ -55,6 +55,8 @@ func PromDuration(d time.Duration) string {
 	return shortDuration(d)
 }
 
+// +kubebuilder:object:generate=false
+
 // Condition is a compiled successCondition or failureCondition.
 type Condition struct{ prog *vm.Program }
 

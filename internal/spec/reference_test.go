@@ -219,6 +219,9 @@ func defaultValues() map[string]string {
 			}}
 		},
 		func() *Service { return &Service{} }, // no strategy: blue-green
+		func() *Service {
+			return &Service{Spec: ServiceSpec{TrafficRouter: TrafficRouter{Nginx: &NginxRouter{}}}}
+		},
 	}
 	for _, probe := range probes {
 		before, after := probe(), probe()

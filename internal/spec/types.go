@@ -33,6 +33,12 @@ type Service struct {
 	Line int `json:"-"`
 	// File is the file the service was read from, if any.
 	File string `json:"-"`
+	// Cluster is set for a service built from a Kubernetes Rollout
+	// (api/v1alpha1): the cluster, not the user, provides its listen
+	// address, TLS, traffic router, versions and stable version, so
+	// Validate does not report those fields (see clusterProvided) and
+	// Default gives it no spec.trafficRouter.
+	Cluster bool `json:"-"`
 
 	// positions maps field paths ("spec.versions[0].name") to where they
 	// were written, so Validate can name the line of a bad field. It is
@@ -57,9 +63,11 @@ type Metadata struct {
 type ServiceSpec struct {
 	// Listen is the host:port the built-in proxy serves this service on
 	// (":8080" for every interface); needed in standalone mode, unique
-	// across services.
+	// across services. Must be empty with trafficRouter.nginx: nginx
+	// listens, Switchyard does not.
 	Listen string `json:"listen,omitempty"`
-	// TLS, when set, serves HTTPS (and HTTP/2) on Listen.
+	// TLS, when set, serves HTTPS (and HTTP/2) on Listen (built-in proxy
+	// only; nginx terminates TLS in nginx mode).
 	TLS *TLS `json:"tls,omitempty"`
 	// Versions are the known versions, each a pool of targets.
 	Versions []Version `json:"versions"`
@@ -81,7 +89,8 @@ type ServiceSpec struct {
 	// ProgressDeadline is how long a rollout may wait for its new version to
 	// become healthy before it is rolled back; greater than 0.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" range:"1s,720h"`
-	// Proxy tunes the built-in proxy for this service.
+	// Proxy tunes the built-in proxy for this service (not used in nginx
+	// mode, where nginx.conf holds those settings).
 	Proxy ProxyOptions `json:"proxy,omitempty"`
 	// Notifications are where the rollout's events are sent.
 	Notifications []Notification `json:"notifications,omitempty"`
@@ -95,7 +104,60 @@ type ServiceSpec struct {
 type TrafficRouter struct {
 	// Proxy is Switchyard's own reverse proxy, serving spec.listen (the default).
 	Proxy *ProxyRouter `json:"proxy,omitempty"`
+	// Nginx drives an nginx that already runs on this host: Switchyard
+	// renders one include file (upstreams and routing maps), checks it with
+	// testCommand and reloads nginx (see docs/nginx.md).
+	Nginx *NginxRouter `json:"nginx,omitempty"`
 }
+
+// NginxRouter is nginx mode: Switchyard owns only IncludeFile, which
+// nginx.conf includes inside its http block; the server blocks stay the
+// user's and send traffic with `proxy_pass http://$switchyard_UPSTREAM;`
+// (routing rules and weights) or `proxy_pass http://UPSTREAM;` (weights
+// only). Commands are argv lists, run without a shell (write
+// ["sh", "-c", "..."] for one), so no value is ever split or expanded.
+type NginxRouter struct {
+	// IncludeFile is the absolute path of the file Switchyard renders and
+	// owns (written through a temporary file in the same directory and
+	// renamed into place); its directory must exist.
+	IncludeFile string `json:"includeFile"`
+	// UpstreamName is the name of the weighted upstream proxy_pass refers
+	// to; each version also gets an upstream UPSTREAM__VERSION, and the
+	// routing map sets $switchyard_UPSTREAM. Letters, digits and '_',
+	// starting with a letter or '_', at most 64; default: metadata.name with
+	// '-' written as '_'.
+	UpstreamName string `json:"upstreamName,omitempty"`
+	// AccessLog is the absolute path of the access log nginx writes for this
+	// service in Switchyard's log_format (docs/nginx.md); when set, the
+	// built-in checks (provider builtin) read their numbers from it.
+	AccessLog string `json:"accessLog,omitempty"`
+	// TestCommand checks the configuration with the new include file in
+	// place; a non-zero exit puts the previous file back, and its output is
+	// the error. An argv list, like ["nginx", "-t", "-c", "/etc/nginx/nginx.conf"].
+	TestCommand []string `json:"testCommand,omitempty"`
+	// ReloadCommand makes the running nginx read the checked configuration;
+	// an argv list, like ["nginx", "-s", "reload"] or
+	// ["systemctl", "reload", "nginx"].
+	ReloadCommand []string `json:"reloadCommand,omitempty"`
+	// Mode is how weight changes reach nginx: "reload" (the default: every
+	// change is rendered into the file and nginx reloads) or "lua" (needs
+	// Debian's libnginx-mod-http-lua: the upstreams are balanced by
+	// balancer_by_lua from a lua_shared_dict, and weight and health changes
+	// are posted to ControlAddress without a reload; only a change of the
+	// versions or the rules reloads). docs/nginx.md has the measured cost
+	// of each.
+	Mode string `json:"mode,omitempty"`
+	// ControlAddress is the loopback IP:port of the control server the
+	// include file opens in lua mode (Switchyard posts weights there);
+	// required with mode lua, unused otherwise.
+	ControlAddress string `json:"controlAddress,omitempty"`
+}
+
+// Modes of spec.trafficRouter.nginx.
+const (
+	NginxModeReload = "reload"
+	NginxModeLua    = "lua"
+)
 
 // ProxyRouter selects the built-in proxy; it is tuned by spec.proxy.
 type ProxyRouter struct{}
@@ -167,6 +229,8 @@ type Routing struct {
 	TrustedSources []string `json:"trustedSources,omitempty"`
 }
 
+// +kubebuilder:validation:ExactlyOneOf=header;cookie
+
 // Rule sends matching requests to a version role. Exactly one of Header or
 // Cookie is set. Value "always" forces To, "never" forces the other role.
 type Rule struct {
@@ -174,6 +238,9 @@ type Rule struct {
 	Header *Match `json:"header,omitempty"`
 	// Cookie matches a request cookie.
 	Cookie *Match `json:"cookie,omitempty"`
+
+	// +kubebuilder:validation:Enum=canary;stable
+
 	// To is the role matching requests go to: "canary" or "stable".
 	To string `json:"to"`
 }
@@ -193,6 +260,8 @@ type StickySessions struct {
 	// TTL is the cookie's lifetime.
 	TTL Duration `json:"ttl,omitempty" range:"1s,8760h"`
 }
+
+// +kubebuilder:validation:AtMostOneOf=canary;blueGreen
 
 // Strategy is one of Canary or BlueGreen.
 type Strategy struct {
@@ -229,6 +298,8 @@ type Canary struct {
 	BakeDuration Duration `json:"bakeDuration,omitempty" range:"0s,720h"`
 }
 
+// +kubebuilder:validation:ExactlyOneOf=setWeight;pause
+
 // Step is one canary step: exactly one field is set.
 type Step struct {
 	// SetWeight sends this percentage (0-100) of traffic to the canary.
@@ -262,8 +333,16 @@ type Analysis struct {
 	// 1m); with judge: sequential, how often the judge records its evidence
 	// and lets a step end (default 10s; it decides every second).
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
+
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+
 	// Threshold is how many failed checks roll the rollout back (at least 1).
 	Threshold int `json:"threshold,omitempty" range:"1,1000"`
+
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+
 	// ConsecutiveErrorLimit is how many checks in a row may be inconclusive
 	// (too few samples, a source that is down) or in error before the
 	// rollout pauses and says why; it never promotes on them.
@@ -276,6 +355,9 @@ type Analysis struct {
 	// canary's error rate is very high (a crash-looping version should not
 	// wait for threshold failed checks).
 	Breaker *Breaker `json:"breaker,omitempty"`
+
+	// +kubebuilder:validation:Enum=thresholds;sequential
+
 	// Judge is how the canary is judged: "thresholds" (the default: each
 	// metric's checks against its range, threshold failures roll back) or
 	// "sequential": anytime-valid tests of the canary against the stable
@@ -290,20 +372,43 @@ type Analysis struct {
 // Sequential is the sequential judge's parameters (defaults from the
 // design note, docs/judge.md).
 type Sequential struct {
+	// +kubebuilder:validation:Minimum=0.0001
+	// +kubebuilder:validation:Maximum=0.2
+
 	// AlphaRollback bounds the chance that a canary whose errors are no
 	// worse than stable's is rolled back (default 0.005).
 	AlphaRollback float64 `json:"alphaRollback,omitempty" range:"0.0001,0.2,unset"`
+
+	// +kubebuilder:validation:Minimum=0.0001
+	// +kubebuilder:validation:Maximum=0.2
+
 	// AlphaLatency is the same bound for latency (default 0.005).
 	AlphaLatency float64 `json:"alphaLatency,omitempty" range:"0.0001,0.2,unset"`
+
+	// +kubebuilder:validation:Minimum=0.0001
+	// +kubebuilder:validation:Maximum=0.5
+
 	// AlphaPromotion bounds the chance that a canary worse than stable by
 	// more than a margin is promoted early (default 0.05).
 	AlphaPromotion float64 `json:"alphaPromotion,omitempty" range:"0.0001,0.5,unset"`
+
+	// +kubebuilder:validation:Minimum=0.01
+	// +kubebuilder:validation:Maximum=50
+
 	// ErrorMargin is how many percentage points the canary's error rate may
 	// exceed stable's and still be promoted early (default 0.5).
 	ErrorMargin float64 `json:"errorMargin,omitempty" range:"0.01,50,unset"`
+
+	// +kubebuilder:validation:Minimum=0.01
+	// +kubebuilder:validation:Maximum=50
+
 	// SlowMargin is the same margin for the share of requests slower than
 	// stable's p99 (default 1).
 	SlowMargin float64 `json:"slowMargin,omitempty" range:"0.01,50,unset"`
+
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+
 	// Tolerance is the relative risk of an error or a slow request the
 	// canary may have before it counts as a regression (default 1: none).
 	Tolerance float64 `json:"tolerance,omitempty" range:"1,10,unset"`
@@ -314,6 +419,10 @@ type Sequential struct {
 	// BaselineWindow is how much of the stable version's traffic before the
 	// rollout the thresholds are frozen from (default 30m).
 	BaselineWindow Duration `json:"baselineWindow,omitempty" range:"1m,24h,unset"`
+
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=10000000
+
 	// MinBaseline is the fewest baseline requests to freeze thresholds from;
 	// with fewer they are frozen from the stable version's first requests
 	// in the rollout (default 1000).
@@ -329,9 +438,16 @@ type Sequential struct {
 // Breaker is the hard-signal check of the built-in measurements, evaluated
 // every second over a sliding window.
 type Breaker struct {
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+
 	// MaxErrorRate is the percentage of failed requests (5xx, connection
 	// errors) that rolls back at once.
 	MaxErrorRate float64 `json:"maxErrorRate" range:"1,100"`
+
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+
 	// MinRequests is the fewest requests in the window for the breaker to
 	// trip.
 	MinRequests int `json:"minRequests,omitempty" range:"1,1000000"`
@@ -350,8 +466,16 @@ type Metric struct {
 	// ThresholdRange is the range a passing value lies in; or use
 	// successCondition/failureCondition.
 	ThresholdRange ThresholdRange `json:"thresholdRange,omitempty"`
+
+	// +kubebuilder:validation:Minimum=0.5
+	// +kubebuilder:validation:Maximum=0.999
+
 	// Quantile is the latency quantile request-duration measures (default 0.99).
 	Quantile float64 `json:"quantile,omitempty" range:"0.5,0.999,unset"`
+
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+
 	// MinSamples is the fewest requests a built-in check needs for a verdict;
 	// with fewer it is inconclusive. Default: for request-success-rate the
 	// fewest requests in which one error still passes min (100 for min 99),
@@ -368,8 +492,12 @@ type Metric struct {
 	// Interval is the window the metric is computed over; unset means the
 	// analysis interval.
 	Interval Duration `json:"interval,omitempty" range:"100ms,24h"`
+
+	// +kubebuilder:validation:Enum=builtin;prometheus
+
 	// Provider names the metric source: "builtin" (the built-in proxy's
-	// measurements of every request, the default) or "prometheus" (the
+	// measurements of every request, the default; in nginx mode, nginx's
+	// access log, spec.trafficRouter.nginx.accessLog) or "prometheus" (the
 	// default with a prometheus block).
 	Provider string `json:"provider,omitempty"`
 }
@@ -423,8 +551,15 @@ type ProxyOptions struct {
 	Retries *int `json:"retries,omitempty" range:"0,3"`
 }
 
+// +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Pattern=`^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)?$`
+
 // Duration is a time.Duration written as "30s", "1m", "2h45m".
-type Duration struct{ time.Duration }
+type Duration struct {
+	// The json tag only keeps the schema generator from reading the
+	// embedded field as a property: MarshalJSON writes the string.
+	time.Duration `json:"-"`
+}
 
 // D builds a Duration.
 func D(d time.Duration) Duration { return Duration{d} }

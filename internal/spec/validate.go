@@ -80,6 +80,7 @@ func ValidateAll(svcs []*Service) error {
 		}
 		ports[port] = append(ports[port], listener{s, host})
 	}
+	errs = append(errs, validateNginxAcross(svcs)...)
 	return errors.Join(errs...)
 }
 
@@ -135,6 +136,9 @@ func (v *validator) add(path, value, want string) {
 	if v.s.dropped[path] {
 		return // Decode already reported why it is missing
 	}
+	if v.s.Cluster && clusterProvided(path) {
+		return
+	}
 	v.errs = append(v.errs, v.s.fieldError(path, value, want))
 }
 
@@ -175,12 +179,16 @@ func (v *validator) service() {
 		}
 	}
 	switch tr := sp.TrafficRouter; {
+	case tr.Proxy != nil && tr.Nginx != nil:
+		v.add("spec.trafficRouter", "", "must set only one router: proxy (the built-in proxy) or nginx")
+	case tr.Nginx != nil:
+		v.nginx(tr.Nginx)
 	case tr.Proxy == nil:
-		v.add("spec.trafficRouter", "{}", "must set one router: proxy: {} (the built-in proxy)")
+		v.add("spec.trafficRouter", "{}", "must set one router: proxy: {} (the built-in proxy) or nginx: {includeFile: ...}")
 	case sp.Listen == "":
 		v.add("spec.listen", "", "is required with the built-in proxy (spec.trafficRouter.proxy); a host:port such as \"127.0.0.1:8080\" or \":8080\"")
 	}
-	if sp.TLS != nil {
+	if sp.TLS != nil && sp.TrafficRouter.Proxy != nil {
 		if sp.TLS.CertFile == "" {
 			v.add("spec.tls.certFile", "", "is required when tls is set")
 		}

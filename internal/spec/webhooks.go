@@ -45,6 +45,9 @@ const (
 type Webhook struct {
 	// Name identifies the webhook (unique within the service), like load-test.
 	Name string `json:"name"`
+
+	// +kubebuilder:validation:Enum=confirm-rollout;pre-rollout;rollout;confirm-traffic-increase;confirm-promotion;post-rollout;rollback;event
+
 	// Type is when it is called: confirm-rollout, pre-rollout, rollout,
 	// confirm-traffic-increase, confirm-promotion, post-rollout, rollback or
 	// event.
@@ -53,6 +56,10 @@ type Webhook struct {
 	URL string `json:"url"`
 	// Timeout bounds one call (default 10s).
 	Timeout Duration `json:"timeout,omitempty" range:"1s,5m"`
+
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+
 	// Retries (default 2) is how many times a failed call of pre-rollout, rollout,
 	// post-rollout and event webhooks is tried again, with a backoff from
 	// 1s doubling up to 30s (confirm-* gates are polled instead).

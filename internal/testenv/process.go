@@ -180,7 +180,7 @@ type Nginx struct {
 // an ordinary user; as root the workers stay root so they can use the 0700
 // test directory.
 const nginxMain = `{{if .Root}}user root;
-{{end}}worker_processes 1;
+{{end}}{{.Main}}worker_processes {{.Workers}};
 pid {{.Dir}}/nginx.pid;
 error_log {{.Dir}}/error.log info;
 events { worker_connections 4096; }
@@ -204,14 +204,49 @@ http {
 // {{.Addr}}. The test is skipped (or fails under CI) when nginx is missing.
 func StartNginx(t testing.TB, httpConf string) *Nginx {
 	t.Helper()
+	return StartNginxWith(t, NginxOptions{}, httpConf)
+}
+
+// NginxOptions are the main-context settings of StartNginxWith.
+type NginxOptions struct {
+	// WorkerProcesses is nginx's worker_processes (1 if zero).
+	WorkerProcesses int
+	// Lua loads Debian's libnginx-mod-http-lua (and the NDK it needs);
+	// the test is skipped, or fails under CI, when it is not installed.
+	Lua bool
+}
+
+// LuaModules are the load_module lines of Debian's libnginx-mod-http-lua.
+var LuaModules = []string{
+	"/usr/lib/nginx/modules/ndk_http_module.so",
+	"/usr/lib/nginx/modules/ngx_http_lua_module.so",
+}
+
+// StartNginxWith is StartNginx with main-context options.
+func StartNginxWith(t testing.TB, o NginxOptions, httpConf string) *Nginx {
+	t.Helper()
 	bin := RequireBinary(t, "nginx")
+	main := ""
+	if o.Lua {
+		for _, m := range LuaModules {
+			if _, err := os.Stat(m); err != nil {
+				msg := fmt.Sprintf("%s is missing: apt-get install libnginx-mod-http-lua (scripts/test.sh installs it)", m)
+				if CI() {
+					t.Fatalf("CI=true: %s", msg)
+				}
+				t.Skip(msg)
+			}
+			main += "load_module " + m + ";\n"
+		}
+	}
+	workers := max(o.WorkerProcesses, 1)
 	p := newProcess(t, "nginx.conf")
 	data := confData{Addr: p.Addr, Port: portOf(p.Addr), Dir: p.Dir}
 	httpPart, err := render(httpConf, data)
 	if err != nil {
 		t.Fatalf("nginx config: %v", err)
 	}
-	conf, err := renderNginxMain(p.Dir, httpPart)
+	conf, err := renderNginxMain(p.Dir, main, workers, httpPart)
 	if err != nil {
 		t.Fatalf("nginx main config: %v", err)
 	}
@@ -225,6 +260,42 @@ func (n *Nginx) args(extra ...string) []string {
 	// -e before the config is read: nginx would otherwise try the
 	// compiled-in /var/log/nginx/error.log, which an ordinary user cannot open.
 	return append([]string{"-p", n.Dir, "-c", n.Config, "-e", filepath.Join(n.Dir, "error.log")}, extra...)
+}
+
+// Command returns the argv of an nginx command for this instance (its
+// prefix, configuration and error log) followed by extra, like
+// Command("-t") or Command("-s", "reload"), for code that runs nginx
+// commands itself.
+func (n *Nginx) Command(extra ...string) []string {
+	return append([]string{n.bin}, n.args(extra...)...)
+}
+
+// Workers returns the process ids of the master's children: its workers,
+// old ones still finishing after a reload included.
+func (n *Nginx) Workers() ([]int, error) {
+	pid := n.PID()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// WaitReloaded waits until the master runs exactly want workers (the old
+// ones of a reload have exited): from then on, new connections are served
+// by the configuration in force only.
+func (n *Nginx) WaitReloaded(t testing.TB, want int) {
+	t.Helper()
+	WaitFor(t, 20*time.Second, func() bool {
+		ws, err := n.Workers()
+		return err == nil && len(ws) == want
+	}, fmt.Sprintf("nginx to run %d workers, the old ones gone", want))
 }
 
 // Test runs `nginx -t` on the instance's configuration file as it is now.
@@ -253,17 +324,19 @@ func (n *Nginx) Output() string {
 }
 
 // renderNginxMain wraps httpPart into a complete nginx.conf for dir.
-func renderNginxMain(dir, httpPart string) (string, error) {
+func renderNginxMain(dir, main string, workers int, httpPart string) (string, error) {
 	tpl, err := template.New("nginx").Parse(nginxMain)
 	if err != nil {
 		return "", err
 	}
 	var b bytes.Buffer
 	err = tpl.Execute(&b, struct {
-		Root bool
-		Dir  string
-		HTTP string
-	}{Root: os.Geteuid() == 0, Dir: dir, HTTP: httpPart})
+		Root    bool
+		Main    string
+		Workers int
+		Dir     string
+		HTTP    string
+	}{Root: os.Geteuid() == 0, Main: main, Workers: workers, Dir: dir, HTTP: httpPart})
 	return b.String(), err
 }
 

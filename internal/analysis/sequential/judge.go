@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/spec"
 )
 
@@ -563,34 +564,22 @@ func (j *Judge) promotion(sec int64) (Decision, bool) {
 		pctf(slow.CanaryUpper), pctf(slow.StableLower), num(j.cfg.SlowMargin))}, true
 }
 
-// Status is the judge's evidence now: what the ledger records.
+// Status is the judge's evidence now: what the ledger records (the
+// latency evidence is 0 until the thresholds are frozen, the promotion
+// bounds until they can be computed), and where it stands in a sentence.
 type Status struct {
-	Seconds        int64   `json:"seconds"`
-	CanaryRequests int64   `json:"canaryRequests"`
-	CanaryErrors   int64   `json:"canaryErrors"`
-	StableRequests int64   `json:"stableRequests"`
-	StableErrors   int64   `json:"stableErrors"`
-	ErrorEvidence  float64 `json:"errorEvidence"`
-	// LatencyEvidence is the average of the exceedance families' e-values
-	// (0 until the thresholds are frozen).
-	LatencyEvidence float64 `json:"latencyEvidence"`
-	// Promotion bounds, in percent (0 when not computable yet).
-	CanaryErrorUpper float64 `json:"canaryErrorUpper,omitempty"`
-	StableErrorLower float64 `json:"stableErrorLower,omitempty"`
-	CanarySlowUpper  float64 `json:"canarySlowUpper,omitempty"`
-	StableSlowLower  float64 `json:"stableSlowLower,omitempty"`
-	// Summary says, in one sentence, where the judge stands.
+	rollout.Evidence
 	Summary string `json:"summary"`
 }
 
 // Status reports the evidence so far.
 func (j *Judge) Status() Status {
 	st := &j.st
-	s := Status{
+	s := Status{Evidence: rollout.Evidence{
 		CanaryRequests: st.Canary.Requests, CanaryErrors: st.Canary.Errors,
 		StableRequests: st.Stable.Requests, StableErrors: st.Stable.Errors,
 		ErrorEvidence: math.Exp(st.Err.logE()),
-	}
+	}}
 	if st.Start != 0 {
 		s.Seconds = st.Last - st.Start + 1
 	}
