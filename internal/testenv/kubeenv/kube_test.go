@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -31,11 +32,20 @@ import (
 	"github.com/switchyard/switchyard/internal/testenv"
 )
 
-// kube is the package's one control plane: Gateway API (standard channel)
-// and Istio CRDs, and kube-controller-manager.
+// kube is the package's one control plane: Gateway API (standard channel),
+// Istio and Switchyard's own CRDs, and kube-controller-manager.
 var kube = &Shared{
-	CRDs:              func(t testing.TB) []string { return []string{GatewayAPICRDs(t), IstioCRDs(t)} },
+	CRDs:              func(t testing.TB) []string { return []string{GatewayAPICRDs(t), IstioCRDs(t), repoCRDs(t)} },
 	ControllerManager: true,
+}
+
+// repoCRDs returns the repository's generated CRDs (deploy/crds).
+func repoCRDs(t testing.TB) string {
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatalf("module root: %v", err)
+	}
+	return filepath.Join(root, "deploy", "crds")
 }
 
 func TestMain(m *testing.M) { os.Exit(kube.Run(m)) }
@@ -192,6 +202,32 @@ func TestCRDSchemasValidate(t *testing.T) {
 				t.Fatalf("create VirtualService: %v, want Invalid naming %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRolloutCRDServed shows that the repository's generated Rollout CRD
+// installs into a real apiserver (its schema and CEL rules compile there)
+// and is served.
+func TestRolloutCRDServed(t *testing.T) {
+	k := kube.Get(t)
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := k.Client.Get(ctxT(t), types.NamespacedName{Name: "rollouts.switchyard.dev"}, &crd); err != nil {
+		t.Fatalf("get CRD rollouts.switchyard.dev: %v", err)
+	}
+	established := false
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			established = true
+		}
+	}
+	if !established {
+		t.Fatalf("CRD rollouts.switchyard.dev not established: %+v", crd.Status.Conditions)
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetAPIVersion("switchyard.dev/v1alpha1")
+	list.SetKind("RolloutList")
+	if err := k.Client.List(ctxT(t), list, client.InNamespace(k.Namespace(t))); err != nil {
+		t.Fatalf("list rollouts: %v", err)
 	}
 }
 
