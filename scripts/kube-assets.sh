@@ -120,9 +120,16 @@ t_all=$SECONDS
 log "building Kubernetes $KUBE_VERSION (etcd ~1 min, kube-apiserver ~7, kube-controller-manager ~5 on a quiet 2-core machine) into $dest"
 cd "$work"
 
-kube_mod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+# -json reports a failure in its output, not on stderr: show it.
+if ! dl="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION")"; then
+	echo "kube-assets.sh: go mod download k8s.io/kubernetes@$KUBE_VERSION failed:" >&2
+	echo "$dl" >&2
+	exit 1
+fi
+kube_mod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$dl")"
 if [[ ! -f $kube_mod ]]; then
-	echo "kube-assets.sh: go mod download k8s.io/kubernetes@$KUBE_VERSION gave no go.mod" >&2
+	echo "kube-assets.sh: go mod download k8s.io/kubernetes@$KUBE_VERSION gave no go.mod:" >&2
+	echo "$dl" >&2
 	exit 1
 fi
 
