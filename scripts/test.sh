@@ -179,6 +179,7 @@ kube_assets() {
 	assets_sh() { SWITCHYARD_CACHE="$CACHE" "$script" "$@"; }
 	dir="$(assets_sh --print)"
 	if assets_sh --check; then
+		echo "  built: $dir"
 		export KUBEBUILDER_ASSETS="$dir"
 		return 0
 	fi
