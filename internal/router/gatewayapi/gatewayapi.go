@@ -20,6 +20,23 @@
 // between makes the API server answer 409 Conflict, and Route reads the
 // object again and re-applies, so a concurrent change (a label, another
 // rule) is never overwritten. A Route that changes nothing writes nothing.
+//
+// The controller owns the one Router of a process and tells it, per
+// service, where the HTTPRoute is and which slot runs which version,
+// before the runner's first Route and again whenever that changes (a new
+// revision put in the idle slot, a Rollout's spec edited):
+//
+//	r := gatewayapi.New(mgr.GetClient(), gatewayapi.Options{})
+//	r.Set(service, gatewayapi.Target{
+//		Namespace: ro.Namespace, HTTPRoute: ro.Spec.TrafficRouter.GatewayAPI.HTTPRoute,
+//		Service: ro.Spec.Service.Name, Port: ro.Spec.Service.Port,
+//		Rules: ro.Spec.Routing.Rules,
+//		Slots: map[string]string{"rev-7f9c": gatewayapi.SlotA, "rev-2b41": gatewayapi.SlotB},
+//	})
+//	// then the runner calls r.Route(ctx, service, routing)
+//
+// A version of the routing with weight above 0 that Slots does not list
+// is an error (ErrMalformed), never a silent drop of traffic.
 package gatewayapi
 
 import (

@@ -26,6 +26,26 @@
 // an update carrying the resourceVersion read: a change by anyone else in
 // between is a 409 Conflict, after which Route reads again and re-applies.
 // A Route that changes nothing writes nothing.
+//
+// The controller tells the Router, per service, where the objects are and
+// which slot runs which version, before the first Route and whenever that
+// changes:
+//
+//	r := istio.New(mgr.GetClient(), istio.Options{})
+//	r.Set(service, istio.Target{
+//		Namespace: ro.Namespace,
+//		VirtualService: is.VirtualService.Name, Routes: is.VirtualService.Routes,
+//		DestinationRule: is.DestinationRule.Name, SubsetPrefix: is.DestinationRule.SubsetPrefix,
+//		Service: ro.Spec.Service.Name, Port: ro.Spec.Service.Port,
+//		Rules: ro.Spec.Routing.Rules,
+//		Slots: map[string]string{"rev-7f9c": istio.SlotA, "rev-2b41": istio.SlotB},
+//		SubsetLabels: map[string]string{"switchyard.dev/rollout": ro.Name},
+//	})
+//
+// Istio's metrics tell versions apart by destination_version, which is the
+// pod's service.istio.io/canonical-revision label (else
+// app.kubernetes.io/version, else version): the slots' pod templates
+// should carry the revision there.
 package istio
 
 import (
