@@ -58,10 +58,13 @@ func TestApply(t *testing.T) {
 			err:     `version "v3" has weight 10 but is in no slot`,
 		},
 		{
-			name:   "two versions in one slot",
-			rules:  []gatewayv1.HTTPRouteRule{pathRule("/", backend("web", 80, nil))},
-			target: func(t gatewayapi.Target) gatewayapi.Target { t.Slots = map[string]string{"v1": "a", "v2": "a"}; return t },
-			err:    `versions "v1" and "v2" are both in slot "a"`,
+			name:  "two versions in one slot",
+			rules: []gatewayv1.HTTPRouteRule{pathRule("/", backend("web", 80, nil))},
+			target: func(t gatewayapi.Target) gatewayapi.Target {
+				t.Slots = map[string]string{"v1": "a", "v2": "a"}
+				return t
+			},
+			err: `versions "v1" and "v2" are both in slot "a"`,
 		},
 		{
 			name:  "no port anywhere",
@@ -69,10 +72,13 @@ func TestApply(t *testing.T) {
 			err:   `the backendRef to Service "web" has no port, and spec.service.port is unset`,
 		},
 		{
-			name:   "a cookie rule",
-			rules:  []gatewayv1.HTTPRouteRule{pathRule("/", backend("web", 80, nil))},
-			target: func(t gatewayapi.Target) gatewayapi.Target { t.Rules = []spec.Rule{{Cookie: &spec.Match{Name: "beta"}}}; return t },
-			err:    "an HTTPRoute cannot match a cookie",
+			name:  "a cookie rule",
+			rules: []gatewayv1.HTTPRouteRule{pathRule("/", backend("web", 80, nil))},
+			target: func(t gatewayapi.Target) gatewayapi.Target {
+				t.Rules = []spec.Rule{{Cookie: &spec.Match{Name: "beta"}}}
+				return t
+			},
+			err: "an HTTPRoute cannot match a cookie",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
