@@ -26,7 +26,10 @@
 // before the runner's first Route and again whenever that changes (a new
 // revision put in the idle slot, a Rollout's spec edited):
 //
-//	r := gatewayapi.New(mgr.GetClient(), gatewayapi.Options{})
+//	// Reads should not come from an informer cache: a stale read only
+//	// conflicts. An uncached client:
+//	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+//	r := gatewayapi.New(c, gatewayapi.Options{})
 //	r.Set(service, gatewayapi.Target{
 //		Namespace: ro.Namespace, HTTPRoute: ro.Spec.TrafficRouter.GatewayAPI.HTTPRoute,
 //		Service: ro.Spec.Service.Name, Port: ro.Spec.Service.Port,
@@ -192,7 +195,12 @@ func (r *Router) Route(ctx context.Context, service string, rt rollout.Routing) 
 		case err == nil:
 			return nil
 		case apierrors.IsConflict(err) && attempt < Attempts:
-			continue // someone else wrote in between: read it again
+			// Someone else wrote in between: read again. The short wait
+			// lets a client whose reads come from a cache catch up.
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			continue
 		case apierrors.IsConflict(err):
 			return fmt.Errorf("%s: still conflicting after %d attempts: %w", what, attempt, err)
 		default:
@@ -443,4 +451,16 @@ func withHeader(m gatewayv1.HTTPRouteMatch, name, value string) gatewayv1.HTTPRo
 	})
 	c.Headers = append(c.Headers, gatewayv1.HTTPHeaderMatch{Type: &exact, Name: gatewayv1.HTTPHeaderName(name), Value: value})
 	return c
+}
+
+// backoff waits before attempt+1 (attempt × 20 ms), or until ctx is done.
+func backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -31,7 +31,10 @@
 // which slot runs which version, before the first Route and whenever that
 // changes:
 //
-//	r := istio.New(mgr.GetClient(), istio.Options{})
+//	// Reads should not come from an informer cache: a stale read only
+//	// conflicts. An uncached client:
+//	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+//	r := istio.New(c, istio.Options{})
 //	r.Set(service, istio.Target{
 //		Namespace: ro.Namespace,
 //		VirtualService: is.VirtualService.Name, Routes: is.VirtualService.Routes,
@@ -253,6 +256,11 @@ func (r *Router) update(ctx context.Context, service string, gvk schema.GroupVer
 		case err == nil:
 			return nil
 		case apierrors.IsConflict(err) && attempt < Attempts:
+			// Someone else wrote in between: read again. The short wait
+			// lets a client whose reads come from a cache catch up.
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
 			continue
 		case apierrors.IsConflict(err):
 			return fmt.Errorf("%s: still conflicting after %d attempts: %w", what, attempt, err)
@@ -557,4 +565,16 @@ func list(m map[string]any, key string) ([]any, error) {
 		return nil, fmt.Errorf("%s is not a list: %w", key, ErrMalformed)
 	}
 	return l, nil
+}
+
+// backoff waits before attempt+1 (attempt × 20 ms), or until ctx is done.
+func backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
