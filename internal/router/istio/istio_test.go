@@ -205,10 +205,13 @@ func TestNamedRoutes(t *testing.T) {
 	e.create(t, istio.VirtualServiceKind, "web", `{"hosts":["web"],"http":[
 		{"name":"pinned","match":[{"uri":{"prefix":"/admin"}}],"route":[{"destination":{"host":"web.`+e.ns+`.svc.cluster.local"}}]},
 		{"name":"main","route":[{"destination":{"host":"web.`+e.ns+`.svc.cluster.local"}}]}]}`)
-	e.create(t, istio.DestinationRuleKind, "web", `{"host":"web"}`)
+	// The user already has switchyard-a, with a policy of theirs and
+	// stale labels: the labels become the router's, the policy stays.
+	e.create(t, istio.DestinationRuleKind, "web", `{"host":"web","subsets":[{"name":"switchyard-a","labels":{"old":"x"},"trafficPolicy":{"loadBalancer":{"simple":"LEAST_REQUEST"}}}]}`)
 	r := istio.New(e.c, istio.Options{})
 	tg := e.target()
 	tg.Routes = []string{"main"}
+	tg.SubsetLabels = map[string]string{"switchyard.dev/rollout": "web"}
 	r.Set("web", tg)
 	if err := r.Route(ctxT(t), "web", rollout.Routing{Stable: "v1", Canary: "v2", Weights: rollout.Weights{"v1": 80, "v2": 20}}); err != nil {
 		t.Fatalf("Route: %v", err)
@@ -218,6 +221,11 @@ func TestNamedRoutes(t *testing.T) {
 		`{"name":"main","route":[{"destination":{"host":"` + host + `","subset":"switchyard-a"},"weight":80},{"destination":{"host":"` + host + `","subset":"switchyard-b"},"weight":20}]}]`
 	if got := specJSON(t, e.get(t, istio.VirtualServiceKind, "web"), "http"); got != want {
 		t.Errorf("stored http =\n%s\nwant\n%s", got, want)
+	}
+	wantDR := `[{"labels":{"switchyard.dev/rollout":"web","switchyard.dev/slot":"a"},"name":"switchyard-a","trafficPolicy":{"loadBalancer":{"simple":"LEAST_REQUEST"}}},` +
+		`{"labels":{"switchyard.dev/rollout":"web","switchyard.dev/slot":"b"},"name":"switchyard-b"}]`
+	if got := specJSON(t, e.get(t, istio.DestinationRuleKind, "web"), "subsets"); got != wantDR {
+		t.Errorf("stored subsets =\n%s\nwant\n%s", got, wantDR)
 	}
 	tg.Routes = []string{"nope"}
 	r.Set("web", tg)
