@@ -219,9 +219,10 @@ type IstioVirtualService struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 	// Routes name the HTTP routes whose destinations the controller sets
-	// (to spec.service's host, one per subset, with weights); unset: the
-	// VirtualService's only HTTP route. The canary route for
-	// spec.routing.rules is added before the first of them.
+	// (by their name field; to spec.service's host, one per subset, with
+	// weights); unset: every HTTP route whose destination is the
+	// Service's host. The canary route for spec.routing.rules is added
+	// before the first of them.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	Routes []string `json:"routes,omitempty"`
