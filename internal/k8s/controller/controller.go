@@ -183,6 +183,17 @@ func (c *Controller) Runners() int {
 	return len(c.entries)
 }
 
+// StatusWrites is how many status writes the running runner of key has
+// made (0 when none runs).
+func (c *Controller) StatusWrites(key types.NamespacedName) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[key]; e != nil {
+		return e.store.Writes()
+	}
+	return 0
+}
+
 // Reconcile brings one Rollout's slots, runner and traffic in line with
 // its spec and its engine state.
 func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {

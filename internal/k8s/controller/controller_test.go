@@ -311,7 +311,8 @@ func (e *env) waitStep(rev string, kind rollout.StepKind) rollout.State {
 // to b's pods); slot a stays scaled until scaleDownDelay after the switch.
 func TestBlueGreenBySelector(t *testing.T) {
 	e := newEnv(t)
-	e.startController(false)
+	ctl := e.startController(false)
+	key := types.NamespacedName{Namespace: e.ns, Name: "web"}
 	r1, r2 := rev(t, "web:1"), rev(t, "web:2")
 	e.create("web:1", spec.BlueGreen{ScaleDownDelay: spec.D(5 * time.Second)})
 	e.waitStable(r1, "a")
@@ -338,8 +339,11 @@ func TestBlueGreenBySelector(t *testing.T) {
 		t.Fatalf("rollout left the health gate with b's pods not ready: %+v", st.Rollout)
 	}
 
+	writes, unblocked := ctl.c.StatusWrites(key), time.Now()
 	e.block("")
 	e.waitStable(r2, "b")
+	t.Logf("from the new pods ready to the EndpointSlice on slot b: %v; status writes for health gate, switch and promotion: %d",
+		time.Since(unblocked), ctl.c.StatusWrites(key)-writes)
 	_, st := e.rollout()
 	if st.Previous != r1 || st.PreviousUntil.IsZero() {
 		t.Fatalf("previous = %q until %v, want %s kept", st.Previous, st.PreviousUntil, r1)
@@ -393,6 +397,27 @@ func TestResumeAfterRestart(t *testing.T) {
 	if _, st := e.rollout(); st.Last == nil || st.Last.ID != before.Rollout.ID || st.Last.Result != rollout.ResultPromoted {
 		t.Fatalf("last rollout %+v, want #%d promoted", st.Last, before.Rollout.ID)
 	}
+}
+
+// TestOnlyLeaderRuns: of two controllers with leader election, only the
+// holder of the Lease runs the Rollout; when it stops, the other takes over.
+func TestOnlyLeaderRuns(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.startController(true), e.startController(true)
+	r1 := rev(t, "web:1")
+	e.create("web:1", spec.BlueGreen{})
+	e.waitStable(r1, "a")
+	e.waitFor("one controller to run the rollout", func() bool { return a.c.Runners()+b.c.Runners() == 1 })
+	leader, other := a, b
+	if b.c.Runners() == 1 {
+		leader, other = b, a
+	}
+	if n := other.c.Runners(); n != 0 {
+		t.Fatalf("the controller without the Lease runs %d rollouts", n)
+	}
+	leader.stop()
+	e.waitFor("the other controller to take over", func() bool { return other.c.Runners() == 1 })
+	e.waitStable(r1, "a")
 }
 
 // TestDeleteRestoresTraffic: a Rollout deleted after the switch, during
