@@ -215,7 +215,11 @@ func setConditions(status *v1alpha1.RolloutStatus, st rollout.State, gen int64) 
 			Type: typ, Status: cs, ObservedGeneration: gen, Reason: reason, Message: truncate(msg, 32000),
 		})
 	}
-	set(v1alpha1.ConditionValid, true, "Valid", "the spec compiles into a rollout plan")
+	// A newer spec found invalid (SetInvalid) stays so until a valid one
+	// runs: the runner keeps saving under its last valid generation.
+	if c := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionValid); c == nil || c.Status == metav1.ConditionTrue || c.ObservedGeneration <= gen {
+		set(v1alpha1.ConditionValid, true, "Valid", "the spec compiles into a rollout plan")
+	}
 	switch r := st.Rollout; {
 	case r != nil:
 		msg := fmt.Sprintf("rollout #%d of revision %s replacing %s", r.ID, r.Version, r.From)
