@@ -303,6 +303,18 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		e = nil
 	}
 
+	slots := &slotMap{}
+	var router runner.Router
+	if e != nil {
+		slots = e.slots
+	} else {
+		// The router first: a Rollout whose router is not built gets
+		// nothing created.
+		if router, err = c.opts.Router(RouterParams{Client: c.c, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf}); err != nil {
+			return &invalidError{"RouterNotBuilt", err}
+		}
+	}
+
 	var st rollout.State
 	var store *StatusStore
 	if e != nil {
@@ -328,10 +340,6 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		}
 	}
 
-	slots := &slotMap{}
-	if e != nil {
-		slots = e.slots
-	}
 	for s, d := range deps {
 		slots.set(s, slotRevision(d))
 	}
@@ -362,10 +370,6 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 	}
 
 	if e == nil {
-		router, err := c.opts.Router(RouterParams{Client: c.c, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf})
-		if err != nil {
-			return &invalidError{"RouterNotBuilt", err}
-		}
 		store.SetGeneration(ro.Generation)
 		obj := ro.DeepCopy()
 		store.saved = func() {

@@ -449,6 +449,33 @@ func TestDeleteRestoresTraffic(t *testing.T) {
 	}
 }
 
+// TestRouterNotBuilt: a Rollout whose router this controller lacks gets
+// Valid False with the reason, at its generation, and no slot.
+func TestRouterNotBuilt(t *testing.T) {
+	e := newEnv(t)
+	e.startController(false)
+	replicas := int32(1)
+	ro := &v1alpha1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
+		Spec: v1alpha1.RolloutSpec{
+			Replicas: &replicas, Template: template("web:1"),
+			Service:       v1alpha1.ServiceRef{Name: "web"},
+			TrafficRouter: v1alpha1.TrafficRouter{GatewayAPI: &v1alpha1.GatewayAPIRouter{HTTPRoute: "web"}},
+		},
+	}
+	if err := e.c.Create(ctxT(t), ro); err != nil {
+		t.Fatalf("create rollout: %v", err)
+	}
+	e.waitFor("Valid False", func() bool {
+		cur, _ := e.rollout()
+		c := findCondition(cur, v1alpha1.ConditionValid)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RouterNotBuilt" && c.ObservedGeneration == cur.Generation
+	})
+	if d := e.slot("a"); d != nil {
+		t.Fatalf("slot a created for a Rollout that cannot run")
+	}
+}
+
 // TestStatusConflict: a status write conditional on a resourceVersion
 // that another writer's engine state superseded fails and leaves that
 // state; one superseded only by a spec edit is repeated on the new object.
