@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -447,6 +448,49 @@ func TestDeleteRestoresTraffic(t *testing.T) {
 	if s := e.selectorSlot(); s != "a" {
 		t.Fatalf("selector at slot %s after the Rollout was deleted mid-rollout, want a (stable %s)", s, r1)
 	}
+}
+
+// TestDeadlineRollsBack: a new revision whose pods never become ready is
+// rolled back at progressDeadline; the selector never left the stable
+// slot, the failed slot is scaled to 0, and the Rollout has events of it
+// (events.k8s.io).
+func TestDeadlineRollsBack(t *testing.T) {
+	e := newEnv(t)
+	e.startController(false)
+	r1, r2 := rev(t, "web:1"), rev(t, "web:2")
+	e.create("web:1", spec.BlueGreen{})
+	e.waitStable(r1, "a")
+	ro, _ := e.rollout()
+	ro.Spec.ProgressDeadline = spec.D(2 * time.Second)
+	ro.Spec.Template = template("web:2")
+	e.block(r2)
+	if err := e.c.Update(ctxT(t), ro); err != nil {
+		t.Fatalf("update rollout: %v", err)
+	}
+	e.waitFor("the rollout of "+r2+" rolled back", func() bool {
+		_, st := e.rollout()
+		return st.Last != nil && st.Last.Version == r2 && st.Last.Result == rollout.ResultRolledBack
+	})
+	if s := e.selectorSlot(); s != "a" {
+		t.Fatalf("selector at slot %s after a rollback at the health gate, want a", s)
+	}
+	e.waitFor("slot b scaled to 0", func() bool { return replicasOf(e.slot("b")) == 0 })
+	if n := replicasOf(e.slot("a")); n != 2 {
+		t.Fatalf("stable slot a has %d replicas, want 2", n)
+	}
+	e.waitFor("events of the rollout", func() bool {
+		var evs eventsv1.EventList
+		if err := e.c.List(ctxT(t), &evs, client.InNamespace(e.ns)); err != nil {
+			t.Fatalf("list events: %v", err)
+		}
+		var reasons []string
+		for _, ev := range evs.Items {
+			if ev.Regarding.Kind == v1alpha1.Kind && ev.Regarding.Name == "web" {
+				reasons = append(reasons, ev.Reason)
+			}
+		}
+		return slices.Contains(reasons, "Deploy") && slices.Contains(reasons, "RolledBack") && slices.Contains(reasons, "SlotScaledDown")
+	})
 }
 
 // TestRouterNotBuilt: a Rollout whose router this controller lacks gets
