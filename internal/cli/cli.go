@@ -158,6 +158,7 @@ back automatically. Start with "switchyard demo".`,
 
 	root.AddCommand(
 		e.serveCommand(),
+		e.controllerCommand(),
 		e.validateCommand(),
 		e.planCommand(),
 		e.applyCommand(),

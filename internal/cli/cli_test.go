@@ -91,6 +91,8 @@ func TestValidateExitCodes(t *testing.T) {
 		{"unknown flag", []string{"validate", "--nope"}, ExitUsage, "unknown flag"},
 		{"unknown output", []string{"version", "-o", "xml"}, ExitUsage, `-o "xml"`},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, "unknown command"},
+		{"controller with a missing kubeconfig", []string{"controller", "--kubeconfig", filepath.Join(dir, "nope.kubeconfig")}, ExitUsage, "kubeconfig"},
+		{"controller with a bad --egress-allow", []string{"controller", "--egress-allow", "nope"}, ExitUsage, "--egress-allow"},
 		{"deploy without --version", []string{"deploy", "web"}, ExitUsage, "--version is required"},
 		{"deploy with a bad strategy", []string{"deploy", "web", "--version", "v2", "--strategy", "yolo"}, ExitUsage, "canary or blue-green"},
 	}

@@ -1,5 +1,5 @@
-// Package k8s will hold Switchyard's Kubernetes controller. For now it
-// holds the RBAC markers of what the controller needs, from which
+// Package k8s holds the RBAC markers of what Switchyard's Kubernetes
+// controller (internal/k8s/controller) needs, from which
 // deploy/rbac/role.yaml is generated (go generate ./api/...): no Secrets,
 // no wildcard, and every rule namespaced in effect when the ClusterRole is
 // bound by a RoleBinding (a namespaced install).
