@@ -192,10 +192,17 @@ func (e *env) rollout() (*v1alpha1.Rollout, rollout.State) {
 
 func (e *env) setImage(image string) {
 	e.t.Helper()
+	e.edit(func(ro *v1alpha1.Rollout) { ro.Spec.Template = template(image) })
+}
+
+// edit changes the Rollout's spec as a user would: read, change, update,
+// again on a conflict (the controller writes the status meanwhile).
+func (e *env) edit(change func(*v1alpha1.Rollout)) {
+	e.t.Helper()
 	ctx := ctxT(e.t)
 	for {
 		ro, _ := e.rollout()
-		ro.Spec.Template = template(image)
+		change(ro)
 		err := e.c.Update(ctx, ro)
 		if err == nil {
 			return
@@ -460,13 +467,11 @@ func TestDeadlineRollsBack(t *testing.T) {
 	r1, r2 := rev(t, "web:1"), rev(t, "web:2")
 	e.create("web:1", spec.BlueGreen{})
 	e.waitStable(r1, "a")
-	ro, _ := e.rollout()
-	ro.Spec.ProgressDeadline = spec.D(2 * time.Second)
-	ro.Spec.Template = template("web:2")
 	e.block(r2)
-	if err := e.c.Update(ctxT(t), ro); err != nil {
-		t.Fatalf("update rollout: %v", err)
-	}
+	e.edit(func(ro *v1alpha1.Rollout) {
+		ro.Spec.ProgressDeadline = spec.D(2 * time.Second)
+		ro.Spec.Template = template("web:2")
+	})
 	e.waitFor("the rollout of "+r2+" rolled back", func() bool {
 		_, st := e.rollout()
 		return st.Last != nil && st.Last.Version == r2 && st.Last.Result == rollout.ResultRolledBack
