@@ -207,7 +207,14 @@ func TestNginxModeCanary(t *testing.T) {
 	if st.AppliedWeights["green"] != 5 || st.Weights["green"] != 50 {
 		t.Errorf("after a rejected render: weights in force %v, asked %v; want green 5 in force, 50 asked", st.AppliedWeights, st.Weights)
 	}
-	if after, _ := os.ReadFile(f.include); string(after) != string(before) {
+	// The runner asks again every tick, and each attempt puts the new file
+	// in place while the test command runs: outside those moments the old
+	// file is there.
+	var after []byte
+	if !testenv.Poll(5*time.Second, func() bool {
+		after, _ = os.ReadFile(f.include)
+		return string(after) == string(before)
+	}) {
 		t.Errorf("the include file changed although nginx rejected it:\n%s", after)
 	}
 	if got := f.share(n, "green"); abs(got-30) > 6 {
