@@ -58,6 +58,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/router/kube"
 	"github.com/switchyard/switchyard/internal/runner"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -75,7 +76,7 @@ const RulePrefix = "switchyard-"
 
 // Attempts bounds how often one Route reads and writes the HTTPRoute when
 // its writes meet conflicts.
-const Attempts = 8
+const Attempts = kube.Attempts
 
 // DefaultTimeout bounds one Route (all its reads and writes).
 const DefaultTimeout = 15 * time.Second
@@ -173,7 +174,7 @@ func (r *Router) Route(ctx context.Context, service string, rt rollout.Routing) 
 	defer cancel()
 	key := types.NamespacedName{Namespace: t.Namespace, Name: t.HTTPRoute}
 	what := fmt.Sprintf("route %q: HTTPRoute %s", service, key)
-	for attempt := 1; ; attempt++ {
+	return kube.Update(ctx, what, func() error {
 		var cur gatewayv1.HTTPRoute
 		if err := r.c.Get(ctx, key, &cur); err != nil {
 			if apierrors.IsNotFound(err) {
@@ -190,23 +191,11 @@ func (r *Router) Route(ctx context.Context, service string, rt rollout.Routing) 
 		}
 		next := cur.DeepCopy()
 		next.Spec.Rules = rules
-		err = r.c.Patch(ctx, next, client.MergeFromWithOptions(&cur, client.MergeFromWithOptimisticLock{}))
-		switch {
-		case err == nil:
-			return nil
-		case apierrors.IsConflict(err) && attempt < Attempts:
-			// Someone else wrote in between: read again. The short wait
-			// lets a client whose reads come from a cache catch up.
-			if err := backoff(ctx, attempt); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-			continue
-		case apierrors.IsConflict(err):
-			return fmt.Errorf("%s: still conflicting after %d attempts: %w", what, attempt, err)
-		default:
-			return fmt.Errorf("%s: write: %w", what, err)
+		if err := r.c.Patch(ctx, next, client.MergeFromWithOptions(&cur, client.MergeFromWithOptimisticLock{})); err != nil {
+			return kube.Write{Err: err}
 		}
-	}
+		return nil
+	})
 }
 
 // Apply returns rules with rt in force for t: the owned rules' backendRefs
@@ -451,16 +440,4 @@ func withHeader(m gatewayv1.HTTPRouteMatch, name, value string) gatewayv1.HTTPRo
 	})
 	c.Headers = append(c.Headers, gatewayv1.HTTPHeaderMatch{Type: &exact, Name: gatewayv1.HTTPHeaderName(name), Value: value})
 	return c
-}
-
-// backoff waits before attempt+1 (attempt × 20 ms), or until ctx is done.
-func backoff(ctx context.Context, attempt int) error {
-	t := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -71,6 +71,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/router/kube"
 	"github.com/switchyard/switchyard/internal/runner"
 	"github.com/switchyard/switchyard/internal/spec"
 )
@@ -94,7 +95,7 @@ const RoutePrefix = "switchyard-"
 
 // Attempts bounds how often one Route reads and writes an object when its
 // writes meet conflicts.
-const Attempts = 8
+const Attempts = kube.Attempts
 
 // DefaultTimeout bounds one Route.
 const DefaultTimeout = 15 * time.Second
@@ -229,7 +230,7 @@ func (r *Router) Route(ctx context.Context, service string, rt rollout.Routing) 
 func (r *Router) update(ctx context.Context, service string, gvk schema.GroupVersionKind, name string, t Target, field string, change func(map[string]any) error) error {
 	key := types.NamespacedName{Namespace: t.Namespace, Name: name}
 	what := fmt.Sprintf("route %q: %s %s", service, gvk.Kind, key)
-	for attempt := 1; ; attempt++ {
+	return kube.Update(ctx, what, func() error {
 		cur := &unstructured.Unstructured{}
 		cur.SetGroupVersionKind(gvk)
 		if err := r.c.Get(ctx, key, cur); err != nil {
@@ -251,23 +252,11 @@ func (r *Router) update(ctx context.Context, service string, gvk schema.GroupVer
 		}
 		// Update carries cur's resourceVersion: the API server refuses it
 		// with a conflict if anyone wrote since.
-		err := r.c.Update(ctx, next)
-		switch {
-		case err == nil:
-			return nil
-		case apierrors.IsConflict(err) && attempt < Attempts:
-			// Someone else wrote in between: read again. The short wait
-			// lets a client whose reads come from a cache catch up.
-			if err := backoff(ctx, attempt); err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-			continue
-		case apierrors.IsConflict(err):
-			return fmt.Errorf("%s: still conflicting after %d attempts: %w", what, attempt, err)
-		default:
-			return fmt.Errorf("%s: write: %w", what, err)
+		if err := r.c.Update(ctx, next); err != nil {
+			return kube.Write{Err: err}
 		}
-	}
+		return nil
+	})
 }
 
 // ApplySubsets puts t's two subsets in a DestinationRule's spec, in place:
@@ -565,16 +554,4 @@ func list(m map[string]any, key string) ([]any, error) {
 		return nil, fmt.Errorf("%s is not a list: %w", key, ErrMalformed)
 	}
 	return l, nil
-}
-
-// backoff waits before attempt+1 (attempt × 20 ms), or until ctx is done.
-func backoff(ctx context.Context, attempt int) error {
-	t := time.NewTimer(time.Duration(attempt) * 20 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
