@@ -77,6 +77,7 @@ type Options struct {
 // Start returns only once they have.
 type Controller struct {
 	c        client.Client
+	direct   client.Client // uncached, for the weighted routers
 	reader   client.Reader
 	recorder recorder.EventRecorder
 	opts     Options
@@ -123,8 +124,12 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 			opts.Executor = hook.New(opts.Log, webhooks)
 		}
 	}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, fmt.Errorf("controller client: %w", err)
+	}
 	c := &Controller{
-		c: mgr.GetClient(), reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder(Name),
+		c: mgr.GetClient(), direct: direct, reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder(Name),
 		opts: opts, log: opts.Log, entries: map[types.NamespacedName]*entry{},
 		saved: make(chan event.GenericEvent, 1024),
 	}
@@ -138,7 +143,7 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 	})
-	err := builder.ControllerManagedBy(mgr).
+	err = builder.ControllerManagedBy(mgr).
 		Named("rollout").
 		// One controller per manager; a process may run several managers
 		// (tests, a restart in place).
@@ -280,7 +285,7 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		err := c.c.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: SlotName(ro.Name, s)}, &d)
 		switch {
 		case err == nil:
-			if !metav1IsControlledBy(&d, ro) {
+			if !isControlledBy(d.OwnerReferences, ro) {
 				return &invalidError{"SlotNotOwned", fmt.Errorf("deployment %s exists and is not this Rollout's; rename or remove it", d.Name)}
 			}
 			deps[s] = &d
@@ -310,8 +315,8 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 	} else {
 		// The router first: a Rollout whose router is not built gets
 		// nothing created.
-		if router, err = c.opts.Router(RouterParams{Client: c.c, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf}); err != nil {
-			return &invalidError{"RouterNotBuilt", err}
+		if router, err = c.opts.Router(RouterParams{Client: c.c, Direct: c.direct, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf}); err != nil {
+			return &invalidError{"RouterInvalid", err}
 		}
 	}
 
@@ -342,6 +347,9 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 
 	for s, d := range deps {
 		slots.set(s, slotRevision(d))
+	}
+	if err := c.ensureSlotServices(ctx, ro); err != nil {
+		return err
 	}
 
 	// A template change is a new revision: it goes to the idle slot (the
@@ -595,7 +603,7 @@ func (c *Controller) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
 		return nil
 	}
 	st, ok, err := ro.Status.LoadEngineState()
-	if err == nil && ok && st.Rollout != nil && ro.Spec.TrafficRouter.Service != nil {
+	if err == nil && ok && st.Rollout != nil {
 		stable := st.Stable
 		if st.Rollout.Switched {
 			stable = st.Rollout.From
@@ -611,7 +619,12 @@ func (c *Controller) finalize(ctx context.Context, ro *v1alpha1.Rollout) error {
 		if !found {
 			return fmt.Errorf("rollout %s deleted: no slot runs the stable revision %s to restore traffic to", key, stable)
 		}
-		if err := setSelector(ctx, c.c, types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.Service.Name}, ro.Name, slot); err != nil {
+		router, err := c.opts.Router(RouterParams{Client: c.c, Direct: c.direct, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf})
+		if err != nil {
+			return fmt.Errorf("rollout %s deleted: restore traffic: %w", key, err)
+		}
+		rt := rollout.Routing{Stable: stable, Weights: rollout.Weights{stable: 100}}
+		if err := router.Route(ctx, st.Service, rt); err != nil {
 			return fmt.Errorf("rollout %s deleted: restore traffic: %w", key, err)
 		}
 		c.recorder.Eventf(ro, nil, corev1.EventTypeNormal, "TrafficRestored", "Delete",
@@ -628,12 +641,3 @@ type noTargets struct{}
 
 func (noTargets) SetVersion(string, string, []string) error { return nil }
 func (noTargets) RemoveVersion(string, string) error        { return nil }
-
-func metav1IsControlledBy(d *appsv1.Deployment, ro *v1alpha1.Rollout) bool {
-	for _, o := range d.OwnerReferences {
-		if o.Controller != nil && *o.Controller && o.UID == ro.UID {
-			return true
-		}
-	}
-	return false
-}

@@ -37,7 +37,7 @@ var kube = &kubeenv.Shared{
 		if err != nil {
 			t.Fatalf("module root: %v", err)
 		}
-		return []string{filepath.Join(root, "deploy", "crds")}
+		return []string{filepath.Join(root, "deploy", "crds"), kubeenv.GatewayAPICRDs(t), kubeenv.IstioCRDs(t)}
 	},
 	ControllerManager: true,
 }
@@ -110,10 +110,22 @@ type running struct {
 
 func (e *env) startController(leaderElect bool) *running {
 	e.t.Helper()
+	return e.start(leaderElect, Options{})
+}
+
+// startControllerWith starts a controller (no leader election) with opts.
+func (e *env) startControllerWith(opts Options) *running {
+	e.t.Helper()
+	return e.start(false, opts)
+}
+
+func (e *env) start(leaderElect bool, opts Options) *running {
+	e.t.Helper()
+	opts.Tick, opts.Log = 100*time.Millisecond, testLog()
 	mgr, c, err := NewManager(e.k.Config, ManagerOptions{
 		Namespace: e.ns, LeaderElect: leaderElect, MetricsAddress: "0",
 		RetryPeriod: 200 * time.Millisecond, RenewDeadline: time.Second, LeaseDuration: 2 * time.Second,
-	}, Options{Tick: 100 * time.Millisecond, Log: testLog()})
+	}, opts)
 	if err != nil {
 		e.t.Fatalf("new manager: %v", err)
 	}
@@ -496,33 +508,6 @@ func TestDeadlineRollsBack(t *testing.T) {
 		}
 		return slices.Contains(reasons, "Deploy") && slices.Contains(reasons, "RolledBack") && slices.Contains(reasons, "SlotScaledDown")
 	})
-}
-
-// TestRouterNotBuilt: a Rollout whose router this controller lacks gets
-// Valid False with the reason, at its generation, and no slot.
-func TestRouterNotBuilt(t *testing.T) {
-	e := newEnv(t)
-	e.startController(false)
-	replicas := int32(1)
-	ro := &v1alpha1.Rollout{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
-		Spec: v1alpha1.RolloutSpec{
-			Replicas: &replicas, Template: template("web:1"),
-			Service:       v1alpha1.ServiceRef{Name: "web"},
-			TrafficRouter: v1alpha1.TrafficRouter{GatewayAPI: &v1alpha1.GatewayAPIRouter{HTTPRoute: "web"}},
-		},
-	}
-	if err := e.c.Create(ctxT(t), ro); err != nil {
-		t.Fatalf("create rollout: %v", err)
-	}
-	e.waitFor("Valid False", func() bool {
-		cur, _ := e.rollout()
-		c := findCondition(cur, v1alpha1.ConditionValid)
-		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RouterNotBuilt" && c.ObservedGeneration == cur.Generation
-	})
-	if d := e.slot("a"); d != nil {
-		t.Fatalf("slot a created for a Rollout that cannot run")
-	}
 }
 
 // TestStatusConflict: a status write conditional on a resourceVersion

@@ -13,12 +13,21 @@ import (
 
 	"github.com/switchyard/switchyard/api/v1alpha1"
 	"github.com/switchyard/switchyard/internal/rollout"
+	"github.com/switchyard/switchyard/internal/router/gatewayapi"
+	"github.com/switchyard/switchyard/internal/router/istio"
 	"github.com/switchyard/switchyard/internal/runner"
+	"github.com/switchyard/switchyard/internal/spec"
 )
 
 // RouterParams is what a traffic router of a Rollout is built from.
 type RouterParams struct {
 	Client client.Client
+	// Direct reads and writes the API server without a cache (the
+	// weighted routers' objects: a stale cached read only conflicts, and
+	// an informer would need their CRDs installed before the controller
+	// starts). Its scheme has the built-in types, the Rollout and the
+	// Gateway API.
+	Direct client.Client
 	// Rollout is the Rollout's namespace and name.
 	Rollout types.NamespacedName
 	// Spec is the Rollout's spec (spec.service, spec.trafficRouter, ...).
@@ -31,31 +40,75 @@ type RouterParams struct {
 
 // RouterFactory builds the runner.Router of a Rollout by its
 // spec.trafficRouter, or says why it cannot. It is called when a Rollout's
-// runner starts. The default, DefaultRouter, builds the service router;
-// gatewayAPI and istio routers plug in here (Options.Router).
+// runner starts, and when a deleted Rollout's traffic is restored.
 type RouterFactory func(p RouterParams) (runner.Router, error)
 
-// ErrRouterNotBuilt is returned by DefaultRouter for a traffic router this
-// controller does not have yet.
-var ErrRouterNotBuilt = errors.New("traffic router not built into this controller yet")
+// ErrRouterNotBuilt is returned by a RouterFactory for a traffic router it
+// does not have.
+var ErrRouterNotBuilt = errors.New("traffic router not built into this controller")
 
 // DefaultRouter picks the router by spec.trafficRouter: service (blue-green
-// by selector). gatewayAPI and istio are ErrRouterNotBuilt.
-//
-// The hook for the other routers: a RouterFactory that handles
-// p.Spec.TrafficRouter.GatewayAPI / .Istio with internal/router/gatewayapi
-// and internal/router/istio and falls back to DefaultRouter.
+// by selector, ServiceRouter), gatewayAPI (internal/router/gatewayapi) or
+// istio (internal/router/istio). The weighted routers are told, before
+// each Route, which slot runs which revision as last observed.
 func DefaultRouter(p RouterParams) (runner.Router, error) {
 	tr := &p.Spec.TrafficRouter
+	direct := p.Direct
+	if direct == nil {
+		direct = p.Client
+	}
 	switch {
 	case tr.Service != nil:
 		return &ServiceRouter{c: p.Client, rollout: p.Rollout, service: p.Spec.Service.Name, slotOf: p.SlotOf}, nil
 	case tr.GatewayAPI != nil:
-		return nil, fmt.Errorf("spec.trafficRouter.gatewayAPI: %w", ErrRouterNotBuilt)
+		r := gatewayapi.New(direct, gatewayapi.Options{})
+		t := gatewayapi.Target{
+			Namespace: p.Rollout.Namespace, HTTPRoute: tr.GatewayAPI.HTTPRoute,
+			Service: p.Spec.Service.Name, Port: p.Spec.Service.Port, Rules: routingRules(p.Spec),
+		}
+		return &slotRouter{slotOf: p.SlotOf, route: r, set: func(service string, slots map[string]string) {
+			t.Slots = slots
+			r.Set(service, t)
+		}}, nil
 	case tr.Istio != nil:
-		return nil, fmt.Errorf("spec.trafficRouter.istio: %w", ErrRouterNotBuilt)
+		r := istio.New(direct, istio.Options{})
+		is := tr.Istio
+		t := istio.Target{
+			Namespace:      p.Rollout.Namespace,
+			VirtualService: is.VirtualService.Name, Routes: is.VirtualService.Routes,
+			DestinationRule: is.DestinationRule.Name, SubsetPrefix: is.DestinationRule.SubsetPrefix,
+			Service: p.Spec.Service.Name, Port: p.Spec.Service.Port, Rules: routingRules(p.Spec),
+			SubsetLabels: map[string]string{v1alpha1.LabelRollout: p.Rollout.Name},
+		}
+		return &slotRouter{slotOf: p.SlotOf, route: r, set: func(service string, slots map[string]string) {
+			t.Slots = slots
+			r.Set(service, t)
+		}}, nil
 	}
 	return nil, errors.New("spec.trafficRouter: no router set")
+}
+
+func routingRules(s *v1alpha1.RolloutSpec) []spec.Rule {
+	return s.Routing.Rules
+}
+
+// slotRouter is a weighted router (Gateway API, Istio) told, before each
+// Route, which slot runs each version of the routing.
+type slotRouter struct {
+	slotOf func(string) (string, bool)
+	set    func(service string, slots map[string]string)
+	route  runner.Router
+}
+
+func (r *slotRouter) Route(ctx context.Context, service string, rt rollout.Routing) error {
+	slots := map[string]string{}
+	for v := range rt.Weights {
+		if s, ok := r.slotOf(v); ok {
+			slots[v] = s
+		}
+	}
+	r.set(service, slots)
+	return r.route.Route(ctx, service, rt)
 }
 
 // ServiceRouter is blue-green by a Service's selector: all traffic goes to

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard/switchyard/api/v1alpha1"
 )
@@ -31,13 +32,17 @@ type ManagerOptions struct {
 	MetricsAddress string
 }
 
-// Scheme returns a scheme with the built-in types and the Rollout.
+// Scheme returns a scheme with the built-in types, the Rollout and the
+// Gateway API (the HTTPRoutes of trafficRouter.gatewayAPI).
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		return nil, err
 	}
 	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := gatewayv1.Install(s); err != nil {
 		return nil, err
 	}
 	return s, nil

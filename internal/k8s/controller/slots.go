@@ -58,14 +58,17 @@ func slotDeployment(ro *v1alpha1.Rollout, slot, rev string, replicas int32) *app
 		tmpl.Labels = map[string]string{}
 	}
 	maps.Copy(tmpl.Labels, labels)
-	ctrl, block := true, true
+	if ro.Spec.TrafficRouter.Istio != nil {
+		// Istio's metrics name a pod's version (destination_version) by
+		// this label: the revision, unless the template says otherwise.
+		if _, ok := tmpl.Labels[IstioRevisionLabel]; !ok {
+			tmpl.Labels[IstioRevisionLabel] = rev
+		}
+	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: SlotName(ro.Name, slot), Namespace: ro.Namespace, Labels: maps.Clone(labels),
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Name: ro.Name, UID: ro.UID,
-				Controller: &ctrl, BlockOwnerDeletion: &block,
-			}},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(ro)},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
@@ -73,6 +76,30 @@ func slotDeployment(ro *v1alpha1.Rollout, slot, rev string, replicas int32) *app
 			Template: *tmpl,
 		},
 	}
+}
+
+// IstioRevisionLabel is the pod label Istio's telemetry takes a workload's
+// version from (destination_version, source_version).
+const IstioRevisionLabel = "service.istio.io/canonical-revision"
+
+// ownerRef makes ro the controller of an object it creates (garbage
+// collection removes the object with the Rollout).
+func ownerRef(ro *v1alpha1.Rollout) metav1.OwnerReference {
+	ctrl, block := true, true
+	return metav1.OwnerReference{
+		APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Name: ro.Name, UID: ro.UID,
+		Controller: &ctrl, BlockOwnerDeletion: &block,
+	}
+}
+
+// isControlledBy reports whether refs name ro as the controller.
+func isControlledBy(refs []metav1.OwnerReference, ro *v1alpha1.Rollout) bool {
+	for _, o := range refs {
+		if o.Controller != nil && *o.Controller && o.UID == ro.UID {
+			return true
+		}
+	}
+	return false
 }
 
 // slotRevision is the revision a slot Deployment runs (its template's label).
