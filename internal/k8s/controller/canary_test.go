@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -47,16 +46,7 @@ func (e *env) createGatewayCanary(image string) {
 func (e *env) createGatewayRollout(image string, steps []spec.Step, analysis *spec.Analysis) {
 	e.t.Helper()
 	ctx := ctxT(e.t)
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}
-	if err := e.c.Create(ctx, svc); err != nil {
-		e.t.Fatalf("create service: %v", err)
-	}
+	e.createService()
 	route := &gatewayv1.HTTPRoute{
 		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "web", Labels: map[string]string{"team": "shop"}},
 		Spec: gatewayv1.HTTPRouteSpec{
@@ -242,16 +232,7 @@ func TestCanaryByIstio(t *testing.T) {
 	e := newEnv(t)
 	e.startController(false)
 	ctx := ctxT(t)
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}
-	if err := e.c.Create(ctx, svc); err != nil {
-		t.Fatalf("create service: %v", err)
-	}
+	e.createService()
 	for _, o := range []struct {
 		gvk  schema.GroupVersionKind
 		spec string

@@ -164,16 +164,7 @@ func rev(t *testing.T, image string) string {
 func (e *env) create(image string, bg spec.BlueGreen) {
 	e.t.Helper()
 	ctx := ctxT(e.t)
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "web"},
-			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
-		},
-	}
-	if err := e.c.Create(ctx, svc); err != nil {
-		e.t.Fatalf("create service: %v", err)
-	}
+	e.createService()
 	replicas := int32(2)
 	ro := &v1alpha1.Rollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
@@ -186,6 +177,22 @@ func (e *env) create(image string, bg spec.BlueGreen) {
 	}
 	if err := e.c.Create(ctx, ro); err != nil {
 		e.t.Fatalf("create rollout: %v", err)
+	}
+}
+
+// createService makes the user's Service web: port 80 to 8080, selector
+// app=web.
+func (e *env) createService() {
+	e.t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	if err := e.c.Create(ctxT(e.t), svc); err != nil {
+		e.t.Fatalf("create service: %v", err)
 	}
 }
 
