@@ -27,6 +27,7 @@ import (
 	"github.com/switchyard/switchyard/api/v1alpha1"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/router/istio"
+	"github.com/switchyard/switchyard/internal/runner"
 	"github.com/switchyard/switchyard/internal/spec"
 	"github.com/switchyard/switchyard/internal/testenv"
 )
@@ -415,4 +416,31 @@ func TestCanaryPrometheusAnalysis(t *testing.T) {
 		ro, st := e.rollout()
 		return ro.Status.StableRevision == r3 && st.Rollout == nil && st.Last != nil && st.Last.Result == rollout.ResultPromoted
 	})
+}
+
+// TestRouterInvalid: a Rollout whose router cannot be built gets Valid
+// False with the reason, at its generation, and no slot is created.
+func TestRouterInvalid(t *testing.T) {
+	e := newEnv(t)
+	e.startControllerWith(Options{Router: func(RouterParams) (runner.Router, error) { return nil, ErrRouterNotBuilt }})
+	replicas := int32(1)
+	ro := &v1alpha1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: e.ns},
+		Spec: v1alpha1.RolloutSpec{
+			Replicas: &replicas, Template: template("web:1"),
+			Service:       v1alpha1.ServiceRef{Name: "web"},
+			TrafficRouter: v1alpha1.TrafficRouter{GatewayAPI: &v1alpha1.GatewayAPIRouter{HTTPRoute: "web"}},
+		},
+	}
+	if err := e.c.Create(ctxT(t), ro); err != nil {
+		t.Fatalf("create rollout: %v", err)
+	}
+	e.waitFor("Valid False", func() bool {
+		cur, _ := e.rollout()
+		c := findCondition(cur, v1alpha1.ConditionValid)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RouterInvalid" && c.ObservedGeneration == cur.Generation
+	})
+	if d := e.slot("a"); d != nil {
+		t.Fatalf("slot a created for a Rollout that cannot run")
+	}
 }
