@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/rollout"
@@ -152,83 +151,15 @@ func (d *Daemon) Subscribe(ctx context.Context) (<-chan admin.StreamEvent, func(
 
 // status renders a service's state for the API.
 func (d *Daemon) status(svc *spec.Service, st rollout.State) admin.ServiceStatus {
-	now := d.opts.Now()
-	out := admin.ServiceStatus{
-		Name:           svc.Metadata.Name,
-		Listen:         svc.Spec.Listen,
-		Phase:          st.ShownPhase(),
-		StableVersion:  st.Stable,
-		Weights:        st.Weights,
-		AppliedWeights: st.Applied,
-		Targets:        []admin.TargetStatus{},
-		Message:        st.RouterError,
-	}
+	out := admin.StatusOf(svc.Metadata.Name, st, d.opts.Now())
+	out.Listen = svc.Spec.Listen
 	if addr := d.proxy.Addr(svc.Metadata.Name); addr != nil {
 		out.Listen = addr.String()
-	}
-	if out.Weights == nil {
-		out.Weights = rollout.Weights{}
-	}
-	if prev := st.KeptPrevious(now); prev != "" {
-		out.PreviousVersion = prev
-		until := st.PreviousUntil
-		out.PreviousUntil = &until
 	}
 	for _, t := range d.checker.Status(svc.Metadata.Name) {
 		out.Targets = append(out.Targets, admin.TargetStatus{
 			Version: t.Version, Address: t.Address, Healthy: t.Healthy, Ejected: t.Ejected, LastError: t.LastError,
 		})
 	}
-	if run := st.Rollout; run != nil {
-		out.CanaryVersion = run.Version
-		out.Strategy = run.Strategy
-		out.Paused = run.Paused
-		out.FailedChecks = run.FailedChecks
-		out.Threshold = run.Threshold
-		out.Rollout = runStatus(run)
-		out.Step = admin.StepStatus{Index: run.StepIndex, Total: len(run.Steps)}
-		if run.StepIndex < len(run.Steps) {
-			out.Step.Kind = string(run.Steps[run.StepIndex].Kind)
-			// Describe reads "step 3/6: pause 1m0s (12s left)"; the step
-			// number is in Index and Total already.
-			_, out.Step.Description, _ = strings.Cut(st.Describe(now), ": ")
-		}
-		out.LastVerdicts = sortedVerdicts(run.Verdicts)
-	}
-	if st.Last != nil {
-		out.LastRollout = runStatus(st.Last)
-		if st.Rollout == nil {
-			out.LastVerdicts = sortedVerdicts(st.Last.Verdicts)
-		}
-	}
-	return out
-}
-
-func runStatus(run *rollout.Run) *admin.RolloutStatus {
-	rs := &admin.RolloutStatus{
-		ID: run.ID, Version: run.Version, From: run.From, Strategy: run.Strategy, By: run.By,
-		StartedAt: run.StartedAt, Result: run.Result, Reason: run.Reason,
-	}
-	if !run.FinishedAt.IsZero() {
-		t := run.FinishedAt
-		rs.FinishedAt = &t
-	}
-	return rs
-}
-
-func sortedVerdicts(m map[string]rollout.VerdictRecord) []rollout.VerdictRecord {
-	out := make([]rollout.VerdictRecord, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	slices.SortFunc(out, func(a, b rollout.VerdictRecord) int {
-		if a.Metric < b.Metric {
-			return -1
-		}
-		if a.Metric > b.Metric {
-			return 1
-		}
-		return 0
-	})
 	return out
 }
