@@ -21,6 +21,11 @@ const (
 	// Finalizer is set on a Rollout so that deleting it mid-rollout first
 	// restores all traffic to the stable revision.
 	Finalizer = Group + "/restore-traffic"
+	// AnnotationRequest holds a command for the Rollout's running rollout
+	// (a Request as JSON), set by `switchyard promote|pause|resume|abort|retry`
+	// through the kubeconfig; the controller applies it once and answers in
+	// status.lastRequest.
+	AnnotationRequest = Group + "/request"
 )
 
 // +kubebuilder:object:root=true
@@ -308,6 +313,17 @@ type RolloutStatus struct {
 	// +listType=map
 	// +listMapKey=metric
 	Verdicts []Verdict `json:"verdicts,omitempty"`
+	// LastRequest is the controller's answer to the last command set in the
+	// switchyard.dev/request annotation.
+	// +optional
+	LastRequest *RequestStatus `json:"lastRequest,omitempty"`
+	// History is the Rollout's recent timeline, newest last: steps,
+	// decisions, commands and the failed measurements behind them (at
+	// most MaxHistory entries; every measurement is in the controller's
+	// events and metrics).
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	History []HistoryEntry `json:"history,omitempty"`
 	// EngineState is the rollout engine's persisted state
 	// (internal/rollout.State as JSON): what a restarted controller resumes
 	// from. It is the controller's; read the other fields instead.

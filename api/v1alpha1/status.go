@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -53,13 +52,8 @@ func (s *RolloutStatus) SetEngineState(st rollout.State) error {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(run.Verdicts)) {
-		vr := run.Verdicts[name]
-		v := Verdict{Metric: name, Result: string(vr.Result), Samples: vr.Samples, Reason: vr.Reason,
-			Value: strconv.FormatFloat(vr.Value, 'g', 6, 64)}
-		if !vr.At.IsZero() {
-			t := metav1.NewTime(vr.At)
-			v.At = &t
-		}
+		v := verdictOf(run.Verdicts[name])
+		v.Metric = name
 		s.Verdicts = append(s.Verdicts, v)
 	}
 	if run.Paused {

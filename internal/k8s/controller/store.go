@@ -50,8 +50,16 @@ type StatusStore struct {
 	hasState bool
 	saved    func()
 
-	writes atomic.Int64
-	stale  atomic.Bool
+	// pending is the answer to a request being applied: the status write
+	// of its effect — the first whose history has an entry by pending's
+	// requester — carries it too, so that a command is applied once even
+	// when the controller stops right after (see requests.go).
+	pending   *v1alpha1.RequestStatus
+	pendingBy string
+
+	writes   atomic.Int64
+	failures atomic.Int64
+	stale    atomic.Bool
 }
 
 var _ runner.Store = (*StatusStore)(nil)
@@ -107,22 +115,33 @@ func (s *StatusStore) Load(ctx context.Context, _ string) (rollout.State, bool, 
 }
 
 // Save writes st into the status (SetEngineState, the conditions and
-// observedGeneration). A state and generation equal to the last written
-// are not written again: the runner saves after every tick. History is
-// not kept in the status (see docs/kubernetes.md).
-func (s *StatusStore) Save(ctx context.Context, _ string, st rollout.State, _ ...rollout.HistoryEntry) error {
+// observedGeneration) with history appended to status.history (bounded:
+// RolloutStatus.AppendHistory). A state and generation equal to the last
+// written are not written again: the runner saves after every tick.
+func (s *StatusStore) Save(ctx context.Context, _ string, st rollout.State, history ...rollout.HistoryEntry) error {
+	var answered *v1alpha1.RequestStatus
 	err := s.update(ctx, func(status *v1alpha1.RolloutStatus, gen int64) error {
 		if err := status.SetEngineState(st); err != nil {
 			return err
 		}
 		status.ObservedGeneration = gen
 		setConditions(status, st, gen)
+		status.AppendHistory(history...)
+		answered = nil
+		if s.pending != nil && byRequester(history, s.pendingBy) {
+			answered = s.pending
+			status.LastRequest = answered
+		}
 		return nil
 	})
 	if err != nil {
+		s.failures.Add(1)
 		return err
 	}
 	s.mu.Lock()
+	if answered != nil && s.pending == answered {
+		s.pending = nil
+	}
 	s.state, s.hasState = st, true
 	saved := s.saved
 	s.mu.Unlock()
@@ -276,4 +295,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// byRequester reports whether history holds an entry by by: the effect of
+// a request from by.
+func byRequester(history []rollout.HistoryEntry, by string) bool {
+	for _, h := range history {
+		if h.By == by {
+			return true
+		}
+	}
+	return false
 }
