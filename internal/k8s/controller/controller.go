@@ -151,6 +151,7 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 		For(&v1alpha1.Rollout{}).
 		Owns(&appsv1.Deployment{}).
 		Watches(&corev1.Pod{}, podToRollout).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(c.rolloutsNaming(servicesOf)), builder.WithPredicates(createdOrDeleted)).
 		WatchesRawSource(source.Channel(c.saved, &handler.EnqueueRequestForObject{})).
 		Complete(c)
 	if err != nil {
@@ -229,6 +230,14 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Nothing to retry until the spec changes; a running runner keeps
 		// its last valid spec.
 		c.log.Warn("rollout not valid", "rollout", req.NamespacedName, "err", inv.err)
+		if inv.absent() {
+			// The Rollout cannot route or deploy without the object: its
+			// runner stops, its state stays in the status, and it resumes
+			// when the object exists again (watched; the requeue bounds a
+			// missed event).
+			c.stop(req.NamespacedName)
+			return reconcile.Result{RequeueAfter: 30 * time.Second}, c.setInvalid(ctx, &ro, inv)
+		}
 		return reconcile.Result{}, c.setInvalid(ctx, &ro, inv)
 	}
 	if err != nil {
@@ -318,6 +327,9 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		if router, err = c.opts.Router(RouterParams{Client: c.c, Direct: c.direct, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf}); err != nil {
 			return &invalidError{"RouterInvalid", err}
 		}
+	}
+	if err := c.checkServices(ctx, ro); err != nil {
+		return err
 	}
 
 	var st rollout.State
