@@ -67,3 +67,12 @@ const (
 func (e *invalidError) absent() bool {
 	return e.reason == reasonServiceNotFound || e.reason == reasonWorkloadNotFound
 }
+
+// workloadOf is the Deployment a Rollout's spec.workloadRef names: a
+// change of its template (a new generation) starts a rollout.
+func workloadOf(ro *v1alpha1.Rollout) []string {
+	if ro.Spec.WorkloadRef == nil {
+		return nil
+	}
+	return []string{ro.Spec.WorkloadRef.Name}
+}
