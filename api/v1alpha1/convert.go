@@ -162,6 +162,11 @@ func (v *rolloutValidator) check() {
 		v.add("spec.workloadRef", "", "must not be set together with template; choose one")
 	case sp.WorkloadRef != nil:
 		v.name("spec.workloadRef.name", sp.WorkloadRef.Name, true)
+		switch sd := sp.WorkloadRef.ScaleDown; sd {
+		case "", ScaleDownNever, ScaleDownOnSuccess:
+		default:
+			v.add("spec.workloadRef.scaleDown", strconv.Quote(sd), `must be "never" (the default: the Deployment keeps its replicas) or "onsuccess" (scaled to 0 once the Rollout serves)`)
+		}
 		if sp.Replicas != nil {
 			v.add("spec.replicas", strconv.Itoa(int(*sp.Replicas)), "is only used with template; with workloadRef the Deployment's replicas are used")
 		}

@@ -136,12 +136,39 @@ type RolloutSpec struct {
 	ProgressDeadline spec.Duration `json:"progressDeadline,omitempty" range:"1s,720h"`
 }
 
+// What the controller does with a workloadRef Deployment's own pods
+// (spec.workloadRef.scaleDown).
+const (
+	// ScaleDownNever leaves the Deployment's replicas alone (the default).
+	ScaleDownNever = "never"
+	// ScaleDownOnSuccess scales the Deployment to 0 once the Rollout's
+	// stable revision takes all the traffic with all its pods ready.
+	ScaleDownOnSuccess = "onsuccess"
+)
+
 // WorkloadRef names an existing Deployment.
 type WorkloadRef struct {
 	// Name is the Deployment's name (apps/v1, in the Rollout's namespace).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+	// ScaleDown is what happens to the Deployment's own pods once the
+	// Rollout's slots serve (Argo Rollouts' workloadRef.scaleDown): never
+	// (default) leaves its replicas alone; onsuccess scales it to 0 once
+	// the first revision the Rollout runs takes all the traffic with all
+	// its pods ready, and keeps it there. The controller never changes
+	// anything else of the Deployment (its template, labels, selector).
+	// +kubebuilder:validation:Enum=never;onsuccess
+	// +optional
+	ScaleDown string `json:"scaleDown,omitempty"`
+}
+
+// ScaleDownPolicy is ScaleDown, defaulted: never when unset.
+func (w *WorkloadRef) ScaleDownPolicy() string {
+	if w.ScaleDown == "" {
+		return ScaleDownNever
+	}
+	return w.ScaleDown
 }
 
 // ServiceRef names a Service.

@@ -170,6 +170,7 @@ func TestSchemaEnums(t *testing.T) {
 		{[]string{"spec", "webhooks", "[]", "type"}, spec.WebhookTypes},
 		{[]string{"spec", "notifications", "[]", "type"}, []string{spec.NotifySlack, spec.NotifyWebhook}},
 		{[]string{"spec", "notifications", "[]", "events", "[]"}, spec.NotificationEvents},
+		{[]string{"spec", "workloadRef", "scaleDown"}, []string{ScaleDownNever, ScaleDownOnSuccess}},
 		{[]string{"status", "phase"}, []string{string(rollout.PhaseStable), string(rollout.PhaseProgressing), string(rollout.PhasePaused), string(rollout.PhaseRollingBack), string(rollout.PhaseDegraded)}},
 		{[]string{"status", "currentStep", "kind"}, []string{string(rollout.StepHealthGate), string(rollout.StepSetWeight), string(rollout.StepPause), string(rollout.StepGate), string(rollout.StepHook), string(rollout.StepSwitch), string(rollout.StepBake)}},
 		{[]string{"status", "verdicts", "[]", "result"}, []string{string(rollout.VerdictPassed), string(rollout.VerdictFailed), string(rollout.VerdictInconclusive), string(rollout.VerdictError)}},

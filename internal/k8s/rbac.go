@@ -12,7 +12,8 @@
 //
 // The slots' Deployments (created, scaled, their template set; removed by
 // garbage collection through owner references, so no delete); a
-// workloadRef Deployment is read only. ReplicaSets and Pods are read for
+// workloadRef Deployment is read, and only its replicas are ever written
+// (patched to 0 by scaleDown onsuccess). ReplicaSets and Pods are read for
 // readiness and revisions, EndpointSlices for the targets that serve:
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch

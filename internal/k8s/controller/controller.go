@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -151,6 +152,8 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 		For(&v1alpha1.Rollout{}).
 		Owns(&appsv1.Deployment{}).
 		Watches(&corev1.Pod{}, podToRollout).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(c.rolloutsNaming(servicesOf)), builder.WithPredicates(createdOrDeleted)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(c.rolloutsNaming(workloadOf)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(source.Channel(c.saved, &handler.EnqueueRequestForObject{})).
 		Complete(c)
 	if err != nil {
@@ -229,6 +232,14 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Nothing to retry until the spec changes; a running runner keeps
 		// its last valid spec.
 		c.log.Warn("rollout not valid", "rollout", req.NamespacedName, "err", inv.err)
+		if inv.absent() {
+			// The Rollout cannot route or deploy without the object: its
+			// runner stops, its state stays in the status, and it resumes
+			// when the object exists again (watched; the requeue bounds a
+			// missed event).
+			c.stop(req.NamespacedName)
+			return reconcile.Result{RequeueAfter: 30 * time.Second}, c.setInvalid(ctx, &ro, inv)
+		}
 		return reconcile.Result{}, c.setInvalid(ctx, &ro, inv)
 	}
 	if err != nil {
@@ -268,8 +279,9 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 	if err := ro.Validate(); err != nil {
 		return &invalidError{"Invalid", err}
 	}
-	if ro.Spec.Template == nil {
-		return &invalidError{"WorkloadRefNotBuilt", errors.New("spec.workloadRef: not built into this controller yet; use spec.template")}
+	ro, wl, err := c.withWorkload(ctx, ro)
+	if err != nil {
+		return err
 	}
 	rev, err := Revision(ro.Spec.Template)
 	if err != nil {
@@ -318,6 +330,9 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		if router, err = c.opts.Router(RouterParams{Client: c.c, Direct: c.direct, Rollout: key, Spec: ro.Spec.DeepCopy(), SlotOf: slots.SlotOf}); err != nil {
 			return &invalidError{"RouterInvalid", err}
 		}
+	}
+	if err := c.checkServices(ctx, ro); err != nil {
+		return err
 	}
 
 	var st rollout.State
@@ -406,7 +421,10 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		}
 	}
 	st = current(e)
-	return c.scale(ctx, ro, deps, pods.Items, st, replicas)
+	if err := c.scale(ctx, ro, deps, pods.Items, st, replicas); err != nil {
+		return err
+	}
+	return c.scaleDownWorkload(ctx, ro, wl, st, slots, pods.Items, replicas)
 }
 
 // current is the engine state of a running Rollout as last saved (or

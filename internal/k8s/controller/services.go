@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -93,4 +94,32 @@ func samePorts(have, want []corev1.ServicePort) bool {
 		return h.Name == w.Name && h.Port == w.Port && h.Protocol == w.Protocol &&
 			equality.Semantic.DeepEqual(h.TargetPort, w.TargetPort) && equality.Semantic.DeepEqual(h.AppProtocol, w.AppProtocol)
 	})
+}
+
+// checkServices makes sure the Services the Rollout names exist:
+// spec.service and, with trafficRouter.service, its previewService. A
+// missing one is ServiceNotFound, naming the field, the Service and the
+// fix; the Service watch (serviceToRollouts) brings the Rollout back when
+// it is created.
+func (c *Controller) checkServices(ctx context.Context, ro *v1alpha1.Rollout) error {
+	refs := []struct{ field, name string }{{"spec.service.name", ro.Spec.Service.Name}}
+	if r := ro.Spec.TrafficRouter.Service; r != nil && r.PreviewService != "" {
+		refs = append(refs, struct{ field, name string }{"spec.trafficRouter.service.previewService", r.PreviewService})
+	}
+	var missing []error
+	for _, ref := range refs {
+		var svc corev1.Service
+		err := c.c.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ref.name}, &svc)
+		switch {
+		case apierrors.IsNotFound(err):
+			missing = append(missing, fmt.Errorf("%s is %q: no Service %q in namespace %q; create it, or set %s to an existing Service",
+				ref.field, ref.name, ref.name, ro.Namespace, ref.field))
+		case err != nil:
+			return fmt.Errorf("get service %s/%s (%s): %w", ro.Namespace, ref.name, ref.field, err)
+		}
+	}
+	if len(missing) > 0 {
+		return &invalidError{reasonServiceNotFound, errors.Join(missing...)}
+	}
+	return nil
 }
