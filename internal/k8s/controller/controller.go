@@ -413,6 +413,9 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		e.gen = ro.Generation
 	}
 
+	if err := c.routePreview(ctx, ro, st, candidate(st, deploy, rev), slots, pods.Items, replicas); err != nil {
+		return err
+	}
 	c.feedHealth(e, pods.Items, slots, replicas)
 	if deploy {
 		err := e.runner.Submit(ctx, rollout.Deploy{Version: rev, Force: current(e).Rollout != nil, By: "template change"})
