@@ -14,13 +14,20 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/kube"
 	release "helm.sh/helm/v4/pkg/release/v1"
 
 	"github.com/switchyard/switchyard/internal/testenv/kubeenv"
@@ -476,5 +483,91 @@ func TestHelmNamespacedInstall(t *testing.T) {
 			)
 			checkAccessAs(ctx, t, k, tc.namespace, sa.GetName(), cases)
 		})
+	}
+}
+
+// TestHelmInstallUpgradeUninstall runs the chart through Helm itself
+// against the real kube-apiserver: an install creates the namespace, the
+// CRD of crds/ and the objects; an upgrade to scope namespace replaces the
+// ClusterRole by a Role (Helm deletes what the new revision no longer
+// renders), which SubjectAccessReviews see; an uninstall keeps the CRD.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	k := kubeenv.StartKube(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kubeconfig, err := k.Kubeconfig("helm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "switchyard-system"
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = ptr.To(kubeconfig)
+	flags.Namespace = ptr.To(ns)
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
+	if err := cfg.Init(flags, ns, "secret"); err != nil {
+		t.Fatalf("helm configuration: %v", err)
+	}
+	ch := loadChart(t)
+
+	// No kubelet runs the pods: wait for nothing but hooks (there are none).
+	in := action.NewInstall(cfg)
+	in.ReleaseName = helmRelease
+	in.Namespace = ns
+	in.CreateNamespace = true
+	in.WaitStrategy = kube.HookOnlyStrategy
+	in.Timeout = time.Minute
+	if _, err := in.RunWithContext(ctx, ch, nil); err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := k.Client.Get(ctx, client.ObjectKey{Name: "rollouts.switchyard.dev"}, crd); err != nil {
+		t.Fatalf("CRD after helm install: %v", err)
+	}
+	d := &appsv1.Deployment{}
+	if err := k.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: helmRelease}, d); err != nil {
+		t.Fatalf("Deployment after helm install: %v", err)
+	}
+	clusterWide := []access{
+		{verb: "list", group: "switchyard.dev", resource: "rollouts", namespace: "", allowed: true},
+		{verb: "patch", group: "switchyard.dev", resource: "rollouts", subresource: "status", namespace: "shop", allowed: true},
+		{verb: "get", group: "", resource: "secrets", namespace: ns, allowed: false},
+	}
+	checkAccessAs(ctx, t, k, ns, helmRelease, clusterWide)
+
+	up := action.NewUpgrade(cfg)
+	up.Namespace = ns
+	up.WaitStrategy = kube.HookOnlyStrategy
+	up.Timeout = time.Minute
+	if _, err := up.RunWithContext(ctx, helmRelease, ch, map[string]any{"scope": "namespace", "watchNamespace": "shop"}); err == nil {
+		t.Fatal("helm upgrade to watchNamespace shop, which does not exist: no error")
+	} else {
+		// The Role goes into the watched namespace, which must exist.
+		t.Logf("helm upgrade before namespace shop exists: %v", err)
+	}
+	if err := k.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.RunWithContext(ctx, helmRelease, ch, map[string]any{"scope": "namespace", "watchNamespace": "shop"}); err != nil {
+		t.Fatalf("helm upgrade to scope namespace: %v", err)
+	}
+	if err := k.Client.Get(ctx, client.ObjectKey{Name: helmRelease}, &rbacv1.ClusterRole{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRole after the upgrade to scope namespace: %v, want not found", err)
+	}
+	checkAccessAs(ctx, t, k, ns, helmRelease, append(needs("shop", "shop"),
+		access{verb: "list", group: "switchyard.dev", resource: "rollouts", namespace: "", allowed: false},
+		access{verb: "get", group: "switchyard.dev", resource: "rollouts", namespace: ns, allowed: false},
+	))
+
+	un := action.NewUninstall(cfg)
+	un.WaitStrategy = kube.HookOnlyStrategy
+	un.Timeout = time.Minute
+	if _, err := un.Run(helmRelease); err != nil {
+		t.Fatalf("helm uninstall: %v", err)
+	}
+	if err := k.Client.Get(ctx, client.ObjectKey{Namespace: "shop", Name: helmRelease}, &rbacv1.Role{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Role after helm uninstall: %v, want not found", err)
+	}
+	if err := k.Client.Get(ctx, client.ObjectKey{Name: "rollouts.switchyard.dev"}, crd); err != nil {
+		t.Errorf("CRD after helm uninstall: %v, want kept (Helm never deletes crds/)", err)
 	}
 }
