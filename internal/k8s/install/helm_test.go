@@ -33,9 +33,13 @@ import (
 	"github.com/switchyard/switchyard/internal/testenv/kubeenv"
 )
 
-// The chart's tests render deploy/helm/switchyard with the Helm Go SDK as
-// `helm template` does, then apply what it renders to a real kube-apiserver
-// and ask SubjectAccessReviews, as the tests of deploy/install do.
+// The chart's tests load and lint deploy/helm/switchyard and render it with
+// the Helm Go SDK as `helm template` does: its rules against the generated
+// deploy/rbac/role.yaml, its crds/ against deploy/crds, bad values against
+// the errors they must give. Then they apply what it renders to a real
+// kube-apiserver and ask SubjectAccessReviews, as the tests of
+// deploy/install do, and run an install, an upgrade and an uninstall
+// through Helm itself. Only these last need the API server.
 
 // helmRelease is the release name of the tests; it contains the chart's
 // name, so every object (the ServiceAccount too) is named switchyard.
