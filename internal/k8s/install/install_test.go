@@ -1,6 +1,7 @@
-// Package install tests the install manifests of deploy/install against a
-// real kube-apiserver (internal/testenv/kubeenv, whose envtest apiserver runs
-// with --authorization-mode=RBAC): every object applies server-side, and the
+// Package install tests the install manifests of deploy/install and the Helm
+// chart of deploy/helm/switchyard against a real kube-apiserver
+// (internal/testenv/kubeenv, whose envtest apiserver runs with
+// --authorization-mode=RBAC): every object applies server-side, and the
 // controller's ServiceAccount may do what the controller needs and no more,
 // as SubjectAccessReviews answer.
 package install
@@ -61,25 +62,35 @@ func decode(t *testing.T, paths ...string) []*unstructured.Unstructured {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-			for {
-				var m map[string]any
-				if err := d.Decode(&m); errors.Is(err, io.EOF) {
-					break
-				} else if err != nil {
-					t.Fatalf("%s: %v", f, err)
-				}
-				if len(m) == 0 {
-					continue // an empty document
-				}
-				objs = append(objs, &unstructured.Unstructured{Object: m})
+			o, err := decodeDocs(b)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
 			}
+			objs = append(objs, o...)
 		}
 	}
 	if len(objs) == 0 {
 		t.Fatalf("no objects in %v", paths)
 	}
 	return objs
+}
+
+// decodeDocs decodes the YAML (or JSON) documents of b, skipping empty ones.
+func decodeDocs(b []byte) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		var m map[string]any
+		if err := d.Decode(&m); errors.Is(err, io.EOF) {
+			return objs, nil
+		} else if err != nil {
+			return nil, err
+		}
+		if len(m) == 0 {
+			continue // an empty document
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
 }
 
 // apply applies objs server-side, then checks that each exists.
@@ -107,13 +118,22 @@ type access struct {
 	allowed                                       bool
 }
 
+// checkAccess asks the questions of cases for the ServiceAccount of
+// deploy/install, switchyard-system/switchyard-controller.
 func checkAccess(ctx context.Context, t *testing.T, k *kubeenv.Kube, cases []access) {
 	t.Helper()
-	user := "system:serviceaccount:" + controllerNS + ":" + saName
+	checkAccessAs(ctx, t, k, controllerNS, saName, cases)
+}
+
+// checkAccessAs asks the questions of cases for the ServiceAccount
+// saNamespace/sa.
+func checkAccessAs(ctx context.Context, t *testing.T, k *kubeenv.Kube, saNamespace, sa string, cases []access) {
+	t.Helper()
+	user := "system:serviceaccount:" + saNamespace + ":" + sa
 	for _, a := range cases {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   user,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + controllerNS, "system:authenticated"},
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + saNamespace, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
 				Namespace:   a.namespace,
 				Verb:        a.verb,
@@ -149,12 +169,26 @@ func needs(ns, leaseNS string) []access {
 		{verb: "get", group: "switchyard.dev", resource: "rollouts", namespace: ns, allowed: true},
 		{verb: "list", group: "switchyard.dev", resource: "rollouts", namespace: ns, allowed: true},
 		{verb: "watch", group: "switchyard.dev", resource: "rollouts", namespace: ns, allowed: true},
+		{verb: "patch", group: "switchyard.dev", resource: "rollouts", namespace: ns, allowed: true},
 		{verb: "update", group: "switchyard.dev", resource: "rollouts", namespace: ns, allowed: true},
+		{verb: "update", group: "switchyard.dev", resource: "rollouts", subresource: "finalizers", namespace: ns, allowed: true},
+		{verb: "get", group: "switchyard.dev", resource: "rollouts", subresource: "status", namespace: ns, allowed: true},
+		{verb: "patch", group: "switchyard.dev", resource: "rollouts", subresource: "status", namespace: ns, allowed: true},
 		{verb: "update", group: "switchyard.dev", resource: "rollouts", subresource: "status", namespace: ns, allowed: true},
+		{verb: "get", group: "apps", resource: "deployments", namespace: ns, allowed: true},
+		{verb: "list", group: "apps", resource: "deployments", namespace: ns, allowed: true},
+		{verb: "watch", group: "apps", resource: "deployments", namespace: ns, allowed: true},
 		{verb: "create", group: "apps", resource: "deployments", namespace: ns, allowed: true},
+		{verb: "patch", group: "apps", resource: "deployments", namespace: ns, allowed: true},
 		{verb: "update", group: "apps", resource: "deployments", namespace: ns, allowed: true},
+		{verb: "get", group: "", resource: "services", namespace: ns, allowed: true},
+		{verb: "list", group: "", resource: "services", namespace: ns, allowed: true},
+		{verb: "watch", group: "", resource: "services", namespace: ns, allowed: true},
+		{verb: "create", group: "", resource: "services", namespace: ns, allowed: true},
 		{verb: "patch", group: "", resource: "services", namespace: ns, allowed: true},
+		{verb: "update", group: "", resource: "services", namespace: ns, allowed: true},
 		{verb: "create", group: "events.k8s.io", resource: "events", namespace: ns, allowed: true},
+		{verb: "patch", group: "events.k8s.io", resource: "events", namespace: ns, allowed: true},
 		{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: leaseNS, allowed: true},
 		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: leaseNS, allowed: true},
 		{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: leaseNS, allowed: true},
