@@ -25,7 +25,7 @@
 #
 # On Debian 12 it installs with apt-get (through sudo when not root): nginx,
 # libnginx-mod-http-lua (nginx mode's lua balancer), haproxy, hey, wrk,
-# prometheus, curl and iproute2, without starting their system services;
+# prometheus, curl, iproute2 and kubectl (kubernetes-client), without starting their system services;
 # tests start their own instances on loopback. It also builds the real
 # Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 # from the Go module proxy with scripts/kube-assets.sh when its cache lacks
@@ -81,6 +81,7 @@ declare -A NEED=(
 	[prometheus]=prometheus
 	[curl]=curl
 	[ip]=iproute2
+	[kubectl]=kubernetes-client
 )
 # files -> Debian package, for what is not a command
 declare -A NEED_FILES=(

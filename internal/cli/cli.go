@@ -133,8 +133,12 @@ func isFlagError(err error) bool {
 }
 
 func (e *env) rootCommand() *cobra.Command {
+	use := "switchyard"
+	if filepath.Base(os.Args[0]) == pluginName {
+		use = "kubectl switchyard"
+	}
 	root := &cobra.Command{
-		Use:   "switchyard",
+		Use:   use,
 		Short: "Zero-downtime, automatically verified blue-green and canary deployments",
 		Long: `Switchyard moves traffic from the stable version of a service to a new one,
 by blue-green switch or canary steps, watching health and metrics and rolling

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/switchyard/switchyard/api/v1alpha1"
 	"github.com/switchyard/switchyard/internal/admin"
 	"github.com/switchyard/switchyard/internal/rollout"
 )
@@ -29,11 +30,22 @@ func apiErr(err error) error {
 
 func (e *env) statusCommand() *cobra.Command {
 	var watch bool
+	var k *kubeFlags
 	cmd := &cobra.Command{
 		Use:   "status [SERVICE]",
-		Short: "Show services: phase, versions, weights, step, target health, verdicts",
+		Short: "Show services (or a cluster's Rollouts): phase, versions, weights, step, target health, verdicts",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if k.set() {
+				if watch {
+					return usageErr("status --watch is not built for a cluster yet; use kubectl get rollouts.switchyard.dev -w")
+				}
+				kc, err := k.connect()
+				if err != nil {
+					return err
+				}
+				return e.kubeStatus(cmd.Context(), kc, args)
+			}
 			c, err := e.client()
 			if err != nil {
 				return err
@@ -60,6 +72,7 @@ func (e *env) statusCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep showing live progress until Ctrl-C")
+	k = e.addKubeFlags(cmd.Flags(), false)
 	return cmd
 }
 
@@ -137,43 +150,57 @@ func rolloutOf(st admin.ServiceStatus, version string) uint64 {
 
 func (e *env) promoteCommand() *cobra.Command {
 	var full bool
+	var k *kubeFlags
 	cmd := &cobra.Command{
 		Use:   "promote SERVICE [--full]",
 		Short: "Go past the current pause or approval gate; --full sends all traffic now",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ok, err := e.kubeCommand(cmd, k, args[0], v1alpha1.Request{Command: v1alpha1.CommandPromote, Full: full}); ok {
+				return err
+			}
 			return e.command(cmd.Context(), args[0], "promote", func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
 				return c.Promote(ctx, args[0], full)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&full, "full", false, "skip every remaining step and send all traffic to the new version")
+	k = e.addKubeFlags(cmd.Flags(), true)
 	return cmd
 }
 
 func (e *env) abortCommand() *cobra.Command {
 	var reason string
+	var k *kubeFlags
 	cmd := &cobra.Command{
 		Use:   "abort SERVICE",
 		Short: "Send all traffic back to the stable version now and end the rollout",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ok, err := e.kubeCommand(cmd, k, args[0], v1alpha1.Request{Command: v1alpha1.CommandAbort, Reason: reason}); ok {
+				return err
+			}
 			return e.command(cmd.Context(), args[0], "abort", func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
 				return c.Abort(ctx, args[0], reason)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the history)")
+	k = e.addKubeFlags(cmd.Flags(), true)
 	return cmd
 }
 
 // simpleCommand builds pause, resume, retry and rollback.
 func (e *env) simpleCommand(name, short string) *cobra.Command {
-	return &cobra.Command{
+	var k *kubeFlags
+	cmd := &cobra.Command{
 		Use:   name + " SERVICE",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ok, err := e.kubeCommand(cmd, k, args[0], v1alpha1.Request{Command: name}); ok {
+				return err
+			}
 			return e.command(cmd.Context(), args[0], name, func(ctx context.Context, c *admin.Client) (admin.ServiceStatus, error) {
 				switch name {
 				case "pause":
@@ -188,6 +215,8 @@ func (e *env) simpleCommand(name, short string) *cobra.Command {
 			})
 		},
 	}
+	k = e.addKubeFlags(cmd.Flags(), true)
+	return cmd
 }
 
 // command runs one rollout command and prints the resulting status.
@@ -227,6 +256,7 @@ func (e *env) historyCommand() *cobra.Command {
 	var (
 		limit    int
 		verdicts bool
+		k        *kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "history SERVICE [ROLLOUT]",
@@ -246,18 +276,14 @@ was promoted, rolled back or aborted; --verdicts shows every measurement, and
 				}
 				id = n
 			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
 			text := e.output == "" || e.output == "text"
 			fetch := limit
 			if text && !verdicts || id != 0 {
 				fetch = 0 // filter first, then keep the newest limit
 			}
-			h, err := c.History(cmd.Context(), args[0], fetch)
+			h, err := e.fetchHistory(cmd.Context(), k, args[0], fetch)
 			if err != nil {
-				return apiErr(err)
+				return err
 			}
 			if id != 0 {
 				h = ofRollout(h, id)
@@ -285,5 +311,34 @@ was promoted, rolled back or aborted; --verdicts shows every measurement, and
 	}
 	cmd.Flags().IntVar(&limit, "limit", 50, "newest entries to show (0: all)")
 	cmd.Flags().BoolVar(&verdicts, "verdicts", false, "show every analysis measurement, not only those that decided")
+	k = e.addKubeFlags(cmd.Flags(), false)
 	return cmd
+}
+
+// fetchHistory reads a service's history from the admin API, or a
+// Rollout's from its status (k set), the newest limit entries (0: all).
+func (e *env) fetchHistory(ctx context.Context, k *kubeFlags, name string, limit int) ([]rollout.HistoryEntry, error) {
+	if k.set() {
+		kc, err := k.connect()
+		if err != nil {
+			return nil, err
+		}
+		h, err := kc.history(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if limit > 0 && len(h) > limit {
+			h = h[len(h)-limit:]
+		}
+		return h, nil
+	}
+	c, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	h, err := c.History(ctx, name, limit)
+	if err != nil {
+		return nil, apiErr(err)
+	}
+	return h, nil
 }

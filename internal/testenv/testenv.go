@@ -37,6 +37,7 @@ var installHints = map[string]string{
 	"prometheus": "apt-get install prometheus",
 	"curl":       "apt-get install curl",
 	"ip":         "apt-get install iproute2",
+	"kubectl":    "apt-get install kubernetes-client",
 }
 
 // sbinDirs are searched after PATH because a non-root user's PATH on Debian

@@ -270,7 +270,19 @@ func (c *Controller) setInvalid(ctx context.Context, ro *v1alpha1.Rollout, inv *
 		store.obj, store.raw = &fresh, engineRaw(&fresh)
 	}
 	c.recorder.Eventf(ro, nil, corev1.EventTypeWarning, inv.reason, "Validate", "%s", truncate(inv.err.Error(), 1000))
-	return store.SetInvalid(ctx, ro.Generation, inv.reason, inv.err.Error())
+	if err := store.SetInvalid(ctx, ro.Generation, inv.reason, inv.err.Error()); err != nil {
+		return err
+	}
+	// A runner that keeps its last valid spec still takes commands (an
+	// abort is what a bad edit mid-rollout may need); without one, a
+	// request is refused.
+	c.mu.Lock()
+	e := c.entries[key]
+	c.mu.Unlock()
+	if e != nil && !isDone(e.runner) {
+		return c.handleRequest(ctx, ro, e)
+	}
+	return c.refuseRequest(ctx, ro, store, fmt.Errorf("the Rollout is not valid (%s): fix the spec first (see the Valid condition)", inv.reason))
 }
 
 // sync is Reconcile for a live Rollout.
@@ -354,7 +366,8 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 				return err
 			}
 			if readyPods(pods.Items, "a", rev) < int(replicas) {
-				return nil
+				return c.refuseRequest(ctx, ro, store, fmt.Errorf("the first revision %s is not ready yet (%d/%d pods): there is no rollout to command",
+					rev, readyPods(pods.Items, "a", rev), replicas))
 			}
 			st = rollout.State{Stable: rev}
 		}
@@ -422,6 +435,9 @@ func (c *Controller) sync(ctx context.Context, base context.Context, ro *v1alpha
 		if err != nil && !errors.Is(err, rollout.ErrAlreadyStable) {
 			return fmt.Errorf("rollout %s: deploy revision %s: %w", key, rev, err)
 		}
+	}
+	if err := c.handleRequest(ctx, ro, e); err != nil {
+		return err
 	}
 	st = current(e)
 	if err := c.scale(ctx, ro, deps, pods.Items, st, replicas); err != nil {

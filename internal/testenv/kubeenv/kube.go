@@ -205,7 +205,13 @@ func (k *Kube) Stop() error {
 // Kube's private directory and returns its path, for commands such as
 // kube-controller-manager or `kubectl switchyard`.
 func (k *Kube) Kubeconfig(user string) (string, error) {
-	u, err := k.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	return k.KubeconfigAs(user, "system:masters")
+}
+
+// KubeconfigAs is Kubeconfig for a user in groups: with no group but
+// system:authenticated, the user may do only what a test's RBAC grants.
+func (k *Kube) KubeconfigAs(user string, groups ...string) (string, error) {
+	u, err := k.env.AddUser(envtest.User{Name: user, Groups: groups}, nil)
 	if err != nil {
 		return "", fmt.Errorf("add user %q: %w", user, err)
 	}
