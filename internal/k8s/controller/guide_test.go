@@ -2,8 +2,6 @@ package controller
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +12,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/switchyard/switchyard/api/v1alpha1"
 	"github.com/switchyard/switchyard/internal/rollout"
 	"github.com/switchyard/switchyard/internal/testenv"
+	"github.com/switchyard/switchyard/internal/testenv/kubeenv"
 )
 
 // guideWorkflow is one workflow of docs/kubernetes-guide.md: the YAML of
@@ -51,7 +49,7 @@ func readGuide(t *testing.T) []guideWorkflow {
 				}
 				continue
 			}
-			objs, err := decodeYAML(b[2])
+			objs, err := kubeenv.DecodeDocs([]byte(b[2]))
 			if err != nil {
 				t.Fatalf("docs/kubernetes-guide.md workflow %d: %v\n%s", len(out)+1, err, b[2])
 			}
@@ -67,22 +65,6 @@ func readGuide(t *testing.T) []guideWorkflow {
 		t.Fatalf("docs/kubernetes-guide.md has %d workflows, want 2", len(out))
 	}
 	return out
-}
-
-func decodeYAML(s string) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	d := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(s), 4096)
-	for {
-		var m map[string]any
-		if err := d.Decode(&m); errors.Is(err, io.EOF) {
-			return objs, nil
-		} else if err != nil {
-			return nil, err
-		}
-		if len(m) > 0 {
-			objs = append(objs, &unstructured.Unstructured{Object: m})
-		}
-	}
 }
 
 // applyGuide creates the workflow's objects in the test's namespace (the

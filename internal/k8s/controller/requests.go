@@ -74,6 +74,9 @@ func (c *Controller) handleRequest(ctx context.Context, ro *v1alpha1.Rollout, e 
 		return nil
 	}
 	answer := &v1alpha1.RequestStatus{ID: req.ID, Command: req.Command, Result: v1alpha1.RequestDone}
+	if req.By == "" {
+		req.By = "kubectl"
+	}
 	ev, err := requestEvent(req)
 	if perr != nil {
 		err = perr
@@ -81,12 +84,9 @@ func (c *Controller) handleRequest(ctx context.Context, ro *v1alpha1.Rollout, e 
 	if err != nil {
 		return c.answer(ctx, ro, e.store, answer, err)
 	}
-	if req.By == "" {
-		req.By = "kubectl"
-	}
 	failures := e.store.failures.Load()
 	e.store.expect(answer, req.By)
-	err = e.runner.Submit(ctx, withBy(ev, req.By))
+	err = e.runner.Submit(ctx, ev)
 	consumed := e.store.unexpect(answer)
 	if err != nil {
 		if e.store.failures.Load() != failures || e.store.Stale() || isDone(e.runner) || ctx.Err() != nil {
@@ -121,28 +121,6 @@ func (c *Controller) answer(ctx context.Context, ro *v1alpha1.Rollout, store *St
 		c.recorder.Eventf(ro, nil, corev1.EventTypeWarning, "RequestRefused", "Request", "%s (request %s): %s", a.Command, a.ID, truncate(err.Error(), 1000))
 	}
 	return store.Answer(ctx, a)
-}
-
-// withBy is ev with its requester set.
-func withBy(ev rollout.Event, by string) rollout.Event {
-	switch ev := ev.(type) {
-	case rollout.Promote:
-		ev.By = by
-		return ev
-	case rollout.Pause:
-		ev.By = by
-		return ev
-	case rollout.Resume:
-		ev.By = by
-		return ev
-	case rollout.Abort:
-		ev.By = by
-		return ev
-	case rollout.Retry:
-		ev.By = by
-		return ev
-	}
-	return ev
 }
 
 // LastRequestID is the id of the request the status last answered, as

@@ -81,7 +81,7 @@ func render(t *testing.T, ch *chart.Chart, namespace string, vals map[string]any
 	if !ok {
 		t.Fatalf("Install returned a %T, want *release.Release", r)
 	}
-	objs, err := decodeDocs([]byte(rel.Manifest))
+	objs, err := kubeenv.DecodeDocs([]byte(rel.Manifest))
 	if err != nil {
 		t.Fatalf("decode the rendered manifest: %v\n%s", err, rel.Manifest)
 	}

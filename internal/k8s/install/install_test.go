@@ -7,10 +7,7 @@
 package install
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/switchyard/switchyard/internal/testenv/kubeenv"
@@ -62,7 +58,7 @@ func decode(t *testing.T, paths ...string) []*unstructured.Unstructured {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o, err := decodeDocs(b)
+			o, err := kubeenv.DecodeDocs(b)
 			if err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
@@ -73,24 +69,6 @@ func decode(t *testing.T, paths ...string) []*unstructured.Unstructured {
 		t.Fatalf("no objects in %v", paths)
 	}
 	return objs
-}
-
-// decodeDocs decodes the YAML (or JSON) documents of b, skipping empty ones.
-func decodeDocs(b []byte) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		var m map[string]any
-		if err := d.Decode(&m); errors.Is(err, io.EOF) {
-			return objs, nil
-		} else if err != nil {
-			return nil, err
-		}
-		if len(m) == 0 {
-			continue // an empty document
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
-	}
 }
 
 // apply applies objs server-side, then checks that each exists.
