@@ -204,3 +204,38 @@ func TestKubectlPlugin(t *testing.T) {
 		t.Fatalf("the refused user changed the last request: %+v", ro.Status.LastRequest)
 	}
 }
+
+// TestRequestWhileInvalid: a bad edit in the middle of a rollout makes
+// the Rollout not valid (its runner keeps the last valid spec), and an
+// abort through the CLI still reaches that rollout; a Rollout that has
+// no runner refuses a request, saying why.
+func TestRequestWhileInvalid(t *testing.T) {
+	e := newEnv(t)
+	p := e.plugin("bob-"+e.ns, "system:masters")
+	e.startController(false)
+	e.create("web:1", spec.BlueGreen{AutoPromote: ptrTo(false)})
+	r1, r2 := rev(t, "web:1"), rev(t, "web:2")
+	e.waitStable(r1, "a")
+	e.setImage("web:2")
+	e.waitStep(r2, rollout.StepGate)
+	e.edit(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Routing = spec.Routing{Rules: []spec.Rule{{Header: &spec.Match{Name: "x-canary", Value: "true"}, To: "canary"}}}
+	})
+	e.waitValid(metav1.ConditionFalse, "Invalid")
+	p.must("abort", "web", "-n", e.ns, "--reason", "bad edit")
+	e.waitFor("the rollout of "+r2+" aborted", func() bool {
+		_, st := e.rollout()
+		return st.Rollout == nil && st.Last != nil && st.Last.Result == rollout.ResultAborted
+	})
+	if s := e.selectorSlot(); s != "a" {
+		t.Fatalf("service at slot %s after the abort, want a", s)
+	}
+
+	// A Rollout whose Service does not exist has no runner.
+	e.edit(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Routing = spec.Routing{}
+		ro.Spec.Service.Name = "nope"
+	})
+	e.waitValid(metav1.ConditionFalse, reasonServiceNotFound)
+	p.refused("ServiceNotFound", "resume", "web", "-n", e.ns)
+}
