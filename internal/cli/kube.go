@@ -130,7 +130,7 @@ func (k *kube) status(ctx context.Context, ro *v1alpha1.Rollout) (admin.ServiceS
 		return admin.ServiceStatus{}, &ExitError{Code: ExitFailed, Err: fmt.Errorf("rollout %s: %w", ro.Name, err)}
 	}
 	out := admin.StatusOf(ro.Name, st, time.Now())
-	if c := meta(ro, v1alpha1.ConditionValid); c != nil && c.Status == metav1.ConditionFalse {
+	if c := condition(ro, v1alpha1.ConditionValid); c != nil && c.Status == metav1.ConditionFalse {
 		out.Message = strings.TrimSpace(out.Message + " " + c.Reason + ": " + c.Message)
 	}
 	var pods corev1.PodList
@@ -145,7 +145,7 @@ func (k *kube) status(ctx context.Context, ro *v1alpha1.Rollout) (admin.ServiceS
 	return out, nil
 }
 
-func meta(ro *v1alpha1.Rollout, typ string) *metav1.Condition {
+func condition(ro *v1alpha1.Rollout, typ string) *metav1.Condition {
 	for i := range ro.Status.Conditions {
 		if ro.Status.Conditions[i].Type == typ {
 			return &ro.Status.Conditions[i]
@@ -242,7 +242,7 @@ func (e *env) request(ctx context.Context, k *kube, name string, timeout time.Du
 			}
 			why := "is the controller running? (kubectl get deploy -n switchyard-system; its logs say why)"
 			if ro != nil {
-				if c := meta(ro, v1alpha1.ConditionValid); c != nil && c.Status == metav1.ConditionFalse {
+				if c := condition(ro, v1alpha1.ConditionValid); c != nil && c.Status == metav1.ConditionFalse {
 					why = fmt.Sprintf("the Rollout is not valid: %s: %s", c.Reason, c.Message)
 				}
 			}
