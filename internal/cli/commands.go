@@ -37,12 +37,21 @@ func (e *env) statusCommand() *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if k.set() {
-				if watch {
-					return usageErr("status --watch is not built for a cluster yet; use kubectl get rollouts.switchyard.dev -w")
-				}
 				kc, err := k.connect()
 				if err != nil {
 					return err
+				}
+				if watch {
+					if len(args) == 0 {
+						return usageErr("status --watch needs a ROLLOUT")
+					}
+					return e.watchWith(cmd.Context(), func(ctx context.Context) (admin.ServiceStatus, error) {
+						ro, err := kc.get(ctx, args[0])
+						if err != nil {
+							return admin.ServiceStatus{}, err
+						}
+						return kc.status(ctx, ro)
+					}, nil, args[0], 0, 0)
 				}
 				return e.kubeStatus(cmd.Context(), kc, args)
 			}

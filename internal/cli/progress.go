@@ -58,6 +58,12 @@ func (e *env) color() palette {
 // block; otherwise it prints a line whenever something changes, and at
 // least every progressHeartbeat, so a CI log shows the command is alive.
 func (e *env) watch(ctx context.Context, c *admin.Client, service string, id uint64, timeout time.Duration) error {
+	return e.watchWith(ctx, func(ctx context.Context) (admin.ServiceStatus, error) { return c.Service(ctx, service) }, c, service, id, timeout)
+}
+
+// watchWith is watch reading the status with get (a Rollout's, on a
+// cluster: c is nil there, and id 0).
+func (e *env) watchWith(ctx context.Context, get func(context.Context) (admin.ServiceStatus, error), c *admin.Client, service string, id uint64, timeout time.Duration) error {
 	wctx, cancel := timeoutCtx(ctx, timeout)
 	defer cancel()
 	live := e.tty() && e.output == "text" && !e.plain
@@ -72,7 +78,7 @@ func (e *env) watch(ctx context.Context, c *admin.Client, service string, id uin
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		st, err := c.Service(wctx, service)
+		st, err := get(wctx)
 		switch {
 		case err == nil:
 		case wctx.Err() != nil && ctx.Err() == nil:

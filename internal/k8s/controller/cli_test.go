@@ -59,6 +59,25 @@ func (p *plugin) run(args ...string) (string, int) {
 	return "", -1
 }
 
+// interrupted runs a command for d, then interrupts it (Ctrl-C), and
+// returns its output.
+func (p *plugin) interrupted(d time.Duration, args ...string) string {
+	p.t.Helper()
+	cmd := exec.Command(p.kubectl, append([]string{"switchyard"}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+p.path, "KUBECONFIG="+p.kc, "NO_COLOR=1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	time.Sleep(d)
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		p.t.Fatalf("kubectl switchyard %s, interrupted: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
 // must runs a command that must exit 0 and returns its output.
 func (p *plugin) must(args ...string) string {
 	p.t.Helper()
@@ -148,6 +167,9 @@ func TestKubectlPlugin(t *testing.T) {
 	t.Logf("kubectl switchyard status web:\n%s", out)
 	if !strings.Contains(out, "canary "+r2) || !strings.Contains(out, "target") {
 		t.Fatalf("status web does not show canary %s and its pods:\n%s", r2, out)
+	}
+	if out := p.interrupted(1500*time.Millisecond, append([]string{"status", "web", "--watch"}, ns...)...); !strings.Contains(out, "web Paused") || !strings.Contains(out, "step 2/3") {
+		t.Fatalf("status --watch does not show the rollout at its gate:\n%s", out)
 	}
 	if out := p.must(append([]string{"pause", "web"}, ns...)...); !strings.Contains(out, "pause web: done") {
 		t.Fatalf("pause:\n%s", out)
