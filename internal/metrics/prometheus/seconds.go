@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -38,6 +39,23 @@ var _ metrics.SecondSource = (*SecondSource)(nil)
 // version is stable, reading the (defaulted, validated) block cfg.
 func (q *Querier) SecondSource(cfg spec.SequentialPrometheus, stable string) *SecondSource {
 	return &SecondSource{q: q, cfg: cfg, stable: stable, buckets: metrics.NewLatencyBuckets(), now: time.Now}
+}
+
+// ServiceSeconds returns the judge's source of svc, from its
+// spec.analysis.sequential.prometheus block. Validation requires the block
+// on a cluster; without one, every call fails naming it.
+func (q *Querier) ServiceSeconds(svc *spec.Service) metrics.SecondSource {
+	if an := svc.Spec.Analysis; an != nil && an.Sequential != nil && an.Sequential.Prometheus != nil {
+		return q.SecondSource(*an.Sequential.Prometheus, svc.Spec.Stable)
+	}
+	return noSeconds{}
+}
+
+// noSeconds is the source of a service without a Prometheus block.
+type noSeconds struct{}
+
+func (noSeconds) Seconds(context.Context, string, []string, int64) (metrics.Seconds, error) {
+	return metrics.Seconds{}, errors.New("spec.analysis.sequential.prometheus is not set: the judge has no counters to read")
 }
 
 // The range a query reads, in points (Prometheus refuses more than 11,000
