@@ -238,4 +238,17 @@ func (q *Sequential) defaults() {
 	setInt(&q.MinBaseline, DefaultMinBaseline)
 	setDuration(&q.MinExposure, DefaultMinExposure)
 	setDuration(&q.MaxDuration, DefaultMaxDuration)
+	if pm := q.Prometheus; pm != nil {
+		setString(&pm.DurationUnit, DurationSeconds)
+		setDuration(&pm.ScrapeInterval, DefaultJudgeScrapeInterval)
+	}
 }
+
+// The units of spec.analysis.sequential.prometheus.durationUnit.
+const (
+	DurationSeconds      = "s"
+	DurationMilliseconds = "ms"
+)
+
+// DefaultJudgeScrapeInterval is the judge's Prometheus point spacing.
+const DefaultJudgeScrapeInterval = time.Second

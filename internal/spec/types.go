@@ -433,6 +433,39 @@ type Sequential struct {
 	// MaxDuration is how long the judge may go without a decision before
 	// the rollout holds for a person (default 30m).
 	MaxDuration Duration `json:"maxDuration,omitempty" range:"1m,168h,unset"`
+	// Prometheus is where the judge reads its per-second inputs on a
+	// cluster (required there; a service file uses the built-in
+	// measurements and must not set it).
+	Prometheus *SequentialPrometheus `json:"prometheus,omitempty"`
+}
+
+// SequentialPrometheus is the sequential judge's inputs as cumulative
+// counters in Prometheus: each expression is a PromQL template ({{ service
+// }}, {{ version }}, {{ stable }}) selecting one version's raw counters,
+// without rate() or increase(); the judge differences them second by second
+// (a decrease is a counter reset) and sums the series.
+type SequentialPrometheus struct {
+	// Address is the Prometheus server's base URL, e.g. "http://prometheus:9090".
+	Address string `json:"address"`
+	// Requests selects the version's request counters, e.g.
+	// istio_requests_total{reporter="destination",destination_version="{{ version }}"}.
+	Requests string `json:"requests"`
+	// Errors selects the counters of the version's failed requests, e.g.
+	// istio_requests_total{reporter="destination",destination_version="{{ version }}",response_code=~"5.."}.
+	Errors string `json:"errors"`
+	// DurationBuckets selects the version's request-duration histogram
+	// buckets (the _bucket counters, with their le label), e.g.
+	// istio_request_duration_milliseconds_bucket{reporter="destination",destination_version="{{ version }}"}.
+	DurationBuckets string `json:"durationBuckets"`
+
+	// +kubebuilder:validation:Enum=s;ms
+
+	// DurationUnit is the unit of the buckets' le bounds: "s" (the default,
+	// Prometheus's convention) or "ms" (Istio's, Envoy's).
+	DurationUnit string `json:"durationUnit,omitempty"`
+	// ScrapeInterval is how often Prometheus scrapes the counters; the
+	// judge reads one point per interval (default 1s: every second).
+	ScrapeInterval Duration `json:"scrapeInterval,omitempty" range:"1s,5m,unset"`
 }
 
 // Breaker is the hard-signal check of the built-in measurements, evaluated

@@ -617,8 +617,12 @@ const MaxQuantiles = 8
 
 func (v *validator) sequential(p string, q *Sequential) {
 	if q == nil {
+		if v.s.Cluster {
+			v.add(p+".prometheus", "", sequentialPrometheusWant)
+		}
 		return
 	}
+	v.sequentialPrometheus(p+".prometheus", q.Prometheus)
 	if len(q.Quantiles) > MaxQuantiles {
 		v.add(p+".quantiles", fmt.Sprintf("%d quantiles", len(q.Quantiles)), fmt.Sprintf("may list at most %d", MaxQuantiles))
 	}
@@ -635,3 +639,53 @@ func (v *validator) sequential(p string, q *Sequential) {
 		v.add(p+".minExposure", durStr(q.MinExposure), fmt.Sprintf("must not be longer than maxDuration (%s)", durStr(q.MaxDuration)))
 	}
 }
+
+const sequentialPrometheusWant = "is required on a cluster: where the judge reads each version's counters, " +
+	"{address, requests, errors, durationBuckets} (see docs/kubernetes.md, \"The sequential judge\")"
+
+// sequentialPrometheus checks the judge's Prometheus inputs: required on a
+// cluster (no built-in proxy measures there), not used by a service file.
+func (v *validator) sequentialPrometheus(p string, pm *SequentialPrometheus) {
+	switch {
+	case pm == nil && v.s.Cluster:
+		v.add(p, "", sequentialPrometheusWant)
+		return
+	case pm == nil:
+		return
+	case !v.s.Cluster:
+		v.add(p, "", "is only used on a Kubernetes cluster; a service file's judge reads the built-in proxy's (or nginx access log's) measurements: remove the block")
+		return
+	}
+	if u, err := url.Parse(pm.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		v.add(p+".address", quote(pm.Address), "must be an http:// or https:// URL of a Prometheus server, like \"http://prometheus:9090\", without credentials")
+	}
+	for _, f := range []struct{ name, tmpl, want string }{
+		{"requests", pm.Requests, `a PromQL selector of the version's request counters, like istio_requests_total{destination_version="{{ version }}"}`},
+		{"errors", pm.Errors, `a PromQL selector of the version's failed-request counters, like istio_requests_total{destination_version="{{ version }}",response_code=~"5.."}`},
+		{"durationBuckets", pm.DurationBuckets, `a PromQL selector of the version's duration histogram buckets, like istio_request_duration_milliseconds_bucket{destination_version="{{ version }}"}`},
+	} {
+		fp := p + "." + f.name
+		if strings.TrimSpace(f.tmpl) == "" {
+			v.add(fp, "", "is required: "+f.want)
+			continue
+		}
+		const mark = "version-mark"
+		q, err := ExpandQuery(f.tmpl, QueryVars{Service: "s", Version: mark, Stable: "s", Interval: "1m"})
+		switch {
+		case err != nil:
+			v.add(fp, quote(f.tmpl), err.Error())
+		case !strings.Contains(q, mark):
+			v.add(fp, quote(f.tmpl), "must select one version's series with {{ version }}: "+f.want)
+		case counterFunc.MatchString(f.tmpl):
+			v.add(fp, quote(f.tmpl), "must select the raw cumulative counters, without rate(), irate() or increase(): the judge differences them itself, second by second")
+		}
+	}
+	switch pm.DurationUnit {
+	case DurationSeconds, DurationMilliseconds:
+	default:
+		v.add(p+".durationUnit", quote(pm.DurationUnit), fmt.Sprintf("must be %q (le bounds in seconds) or %q (milliseconds, as Istio's and Envoy's)", DurationSeconds, DurationMilliseconds))
+	}
+}
+
+// counterFunc matches the PromQL functions that turn a counter into a rate.
+var counterFunc = regexp.MustCompile(`\b(rate|irate|increase)\s*\(`)

@@ -118,8 +118,13 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 		policy := egress.Policy{Allow: opts.EgressAllow}
 		webhooks := hook.NewWebhooks(policy.Client(spec.MaxWebhookCall), opts.Log)
 		if opts.Analyzer == nil {
-			// No built-in source in a cluster: checks use Prometheus.
-			opts.Analyzer = runner.NewChecks(metrics.Sources{}, promsource.New(policy.Client(30*time.Second)), webhooks)
+			// No built-in source in a cluster: checks and the sequential
+			// judge (spec.analysis.sequential.prometheus) use Prometheus.
+			prom := promsource.New(policy.Client(30 * time.Second))
+			opts.Analyzer = runner.Analyzers{
+				runner.NewChecks(metrics.Sources{}, prom, webhooks),
+				runner.NewJudge(prom.ServiceSeconds),
+			}
 		}
 		if opts.Executor == nil {
 			opts.Executor = hook.New(opts.Log, webhooks)
