@@ -323,6 +323,7 @@ func TestCanaryByIstio(t *testing.T) {
 type exporter struct {
 	reg   *prometheus.Registry
 	total *prometheus.CounterVec
+	dur   *prometheus.HistogramVec
 	mu    sync.Mutex
 	rates map[string]float64 // revision -> error share
 }
@@ -330,7 +331,8 @@ type exporter struct {
 func startExporter(t *testing.T) (*exporter, string) {
 	x := &exporter{reg: prometheus.NewRegistry(), rates: map[string]float64{}}
 	x.total = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "http_requests_total", Help: "requests"}, []string{"version", "code"})
-	x.reg.MustRegister(x.total)
+	x.dur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "http_request_duration_seconds", Help: "latency", Buckets: prometheus.DefBuckets}, []string{"version"})
+	x.reg.MustRegister(x.total, x.dur)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -351,6 +353,9 @@ func startExporter(t *testing.T) (*exporter, string) {
 			for v, bad := range x.rates {
 				x.total.WithLabelValues(v, "200").Add(10 * (1 - bad))
 				x.total.WithLabelValues(v, "500").Add(10 * bad)
+				for range 10 {
+					x.dur.WithLabelValues(v).Observe(0.02)
+				}
 			}
 			x.mu.Unlock()
 		}
@@ -416,6 +421,45 @@ func TestCanaryPrometheusAnalysis(t *testing.T) {
 		ro, st := e.rollout()
 		return ro.Status.StableRevision == r3 && st.Rollout == nil && st.Last != nil && st.Last.Result == rollout.ResultPromoted
 	})
+}
+
+// TestCanarySequentialJudge: the sequential judge on a cluster, reading
+// per-second counters from a real Prometheus (spec.analysis.sequential.
+// prometheus) that scrapes an exporter the test controls: a canary
+// answering 30% errors while stable answers none is rolled back by the
+// judge, long before its pause ends.
+func TestCanarySequentialJudge(t *testing.T) {
+	e := newEnv(t)
+	x, addr := startExporter(t)
+	prom := testenv.StartPrometheus(t, time.Second, addr)
+	e.startControllerWith(Options{EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	r1, r2 := rev(t, "web:1"), rev(t, "web:2")
+	x.set(r1, 0)
+	x.set(r2, 0.3)
+	e.createGatewayRollout("web:1", []spec.Step{{SetWeight: ptrTo(20)}, {Pause: &spec.Pause{Duration: spec.D(10 * time.Minute)}}}, &spec.Analysis{
+		Judge: spec.JudgeSequential,
+		Sequential: &spec.Sequential{
+			MinBaseline: 100, MinExposure: spec.D(5 * time.Second),
+			Prometheus: &spec.SequentialPrometheus{
+				Address:         prom.URL(),
+				Requests:        `http_requests_total{version="{{ version }}"}`,
+				Errors:          `http_requests_total{version="{{ version }}",code=~"5.."}`,
+				DurationBuckets: `http_request_duration_seconds_bucket{version="{{ version }}"}`,
+			},
+		},
+	})
+	e.waitFor("stable "+r1, func() bool {
+		ro, _ := e.rollout()
+		return ro.Status.StableRevision == r1 && slices.Equal(e.routeWeights(), []string{":web-a=100"})
+	})
+	time.Sleep(3 * time.Second) // some baseline seconds of stable in Prometheus
+	e.setImage("web:2")
+	e.waitFor("the bad canary "+r2+" rolled back by the judge", func() bool {
+		_, st := e.rollout()
+		return st.Last != nil && st.Last.Version == r2 && st.Last.Result == rollout.ResultRolledBack
+	})
+	_, st := e.rollout()
+	t.Logf("rolled back: %s", st.Last.Reason)
 }
 
 // TestRouterInvalid: a Rollout whose router cannot be built gets Valid

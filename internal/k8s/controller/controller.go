@@ -83,6 +83,9 @@ type Controller struct {
 	recorder recorder.EventRecorder
 	opts     Options
 	log      *slog.Logger
+	// judge is the sequential judge of the runners' analyzer (nil when
+	// Options.Analyzer was given); it keeps each Rollout's stable baseline.
+	judge *runner.Judge
 
 	mu      sync.Mutex
 	base    context.Context // nil until Start
@@ -114,6 +117,7 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 	if opts.Router == nil {
 		opts.Router = DefaultRouter
 	}
+	var judge *runner.Judge
 	if opts.Analyzer == nil || opts.Executor == nil {
 		policy := egress.Policy{Allow: opts.EgressAllow}
 		webhooks := hook.NewWebhooks(policy.Client(spec.MaxWebhookCall), opts.Log)
@@ -121,10 +125,8 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 			// No built-in source in a cluster: checks and the sequential
 			// judge (spec.analysis.sequential.prometheus) use Prometheus.
 			prom := promsource.New(policy.Client(30 * time.Second))
-			opts.Analyzer = runner.Analyzers{
-				runner.NewChecks(metrics.Sources{}, prom, webhooks),
-				runner.NewJudge(prom.ServiceSeconds),
-			}
+			judge = runner.NewJudge(prom.ServiceSeconds)
+			opts.Analyzer = runner.Analyzers{runner.NewChecks(metrics.Sources{}, prom, webhooks), judge}
 		}
 		if opts.Executor == nil {
 			opts.Executor = hook.New(opts.Log, webhooks)
@@ -136,7 +138,7 @@ func New(mgr manager.Manager, opts Options) (*Controller, error) {
 	}
 	c := &Controller{
 		c: mgr.GetClient(), direct: direct, reader: mgr.GetAPIReader(), recorder: mgr.GetEventRecorder(Name),
-		opts: opts, log: opts.Log, entries: map[types.NamespacedName]*entry{},
+		opts: opts, log: opts.Log, judge: judge, entries: map[types.NamespacedName]*entry{},
 		saved: make(chan event.GenericEvent, 1024),
 	}
 	if err := mgr.Add(c); err != nil {
@@ -592,6 +594,14 @@ func (c *Controller) start(base context.Context, key types.NamespacedName, e *en
 	c.entries[key] = e
 	c.mu.Unlock()
 	c.wg.Go(func() { r.Run(rctx) })
+	if c.judge != nil {
+		c.wg.Go(func() {
+			c.judge.Watch(rctx, svc.Metadata.Name, func() (*spec.Service, string) {
+				s, st := r.Snapshot()
+				return s, st.Stable
+			})
+		})
+	}
 	if err := r.WaitStarted(base); err != nil {
 		c.stop(key)
 		return fmt.Errorf("rollout %s: start: %w", key, err)
