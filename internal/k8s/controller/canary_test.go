@@ -488,3 +488,52 @@ func TestRouterInvalid(t *testing.T) {
 		t.Fatalf("slot a created for a Rollout that cannot run")
 	}
 }
+
+// TestBlueGreenAnalysisSwitchesBack: a blue-green by selector whose new
+// revision fails its Prometheus check during the bake after the switch
+// has the Service switched back to the stable slot (never an empty
+// selector on the way), and is rolled back.
+func TestBlueGreenAnalysisSwitchesBack(t *testing.T) {
+	e := newEnv(t)
+	x, addr := startExporter(t)
+	prom := testenv.StartPrometheus(t, 500*time.Millisecond, addr)
+	e.startControllerWith(Options{EgressAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	r1, r2 := rev(t, "web:1"), rev(t, "web:2")
+	x.set(r1, 0)
+	x.set(r2, 0.2)
+	e.create("web:1", spec.BlueGreen{BakeDuration: spec.D(time.Minute), ScaleDownDelay: spec.D(time.Hour)})
+	e.waitStable(r1, "a")
+	e.edit(func(ro *v1alpha1.Rollout) {
+		ro.Spec.Analysis = &spec.Analysis{
+			Interval: spec.D(time.Second), Threshold: 2,
+			Metrics: []spec.Metric{{
+				Name: "error-rate",
+				Prometheus: &spec.PrometheusMetric{Address: prom.URL(), Query: `(sum(rate(http_requests_total{version="{{ version }}",code=~"5.."}[5s])) or vector(0))` +
+					` / sum(rate(http_requests_total{version="{{ version }}"}[5s]))`},
+				ThresholdRange: spec.ThresholdRange{Max: ptrTo(0.01)},
+			}},
+		}
+		ro.Spec.Template = template("web:2")
+	})
+	var seen []string
+	e.waitFor("the rollout of "+r2+" rolled back", func() bool {
+		s := e.selectorSlot()
+		if s == "" {
+			t.Fatal("the Service's selector lost its slot key")
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != s {
+			seen = append(seen, s)
+		}
+		_, st := e.rollout()
+		return st.Last != nil && st.Last.Version == r2 && st.Last.Result == rollout.ResultRolledBack
+	})
+	e.waitFor("the Service back on slot a", func() bool { return e.selectorSlot() == "a" })
+	_, st := e.rollout()
+	if !strings.Contains(st.Last.Reason, "error-rate") {
+		t.Fatalf("rollback reason %q does not name the check", st.Last.Reason)
+	}
+	if !slices.Contains(seen, "b") {
+		t.Fatalf("the selector never switched to slot b (went through %v): the check failed before the bake", seen)
+	}
+	t.Logf("selector went through slots %v; %s", seen, st.Last.Reason)
+}
