@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -370,6 +372,20 @@ func (x *exporter) set(rev string, errorShare float64) {
 	x.mu.Unlock()
 }
 
+// errorRateAnalysis checks the exporter's error rate of a revision through
+// the Prometheus at address every second: above 1% twice rolls back.
+func errorRateAnalysis(address string) *spec.Analysis {
+	return &spec.Analysis{
+		Interval: spec.D(time.Second), Threshold: 2,
+		Metrics: []spec.Metric{{
+			Name: "error-rate",
+			Prometheus: &spec.PrometheusMetric{Address: address, Query: `(sum(rate(http_requests_total{version="{{ version }}",code=~"5.."}[5s])) or vector(0))` +
+				` / sum(rate(http_requests_total{version="{{ version }}"}[5s]))`},
+			ThresholdRange: spec.ThresholdRange{Max: ptrTo(0.01)},
+		}},
+	}
+}
+
 // TestCanaryPrometheusAnalysis: a canary through the HTTPRoute judged by a
 // PromQL error rate over a real Prometheus that scrapes an exporter the
 // test controls. A revision answering 20% errors is rolled back at its
@@ -385,15 +401,7 @@ func TestCanaryPrometheusAnalysis(t *testing.T) {
 	x.set(r2, 0.2)
 	x.set(r3, 0)
 	pause := &spec.Pause{Duration: spec.D(4 * time.Second)}
-	e.createGatewayRollout("web:1", []spec.Step{{SetWeight: ptrTo(20)}, {Pause: pause}, {SetWeight: ptrTo(60)}, {Pause: pause}}, &spec.Analysis{
-		Interval: spec.D(time.Second), Threshold: 2,
-		Metrics: []spec.Metric{{
-			Name: "error-rate",
-			Prometheus: &spec.PrometheusMetric{Address: prom.URL(), Query: `(sum(rate(http_requests_total{version="{{ version }}",code=~"5.."}[5s])) or vector(0))` +
-				` / sum(rate(http_requests_total{version="{{ version }}"}[5s]))`},
-			ThresholdRange: spec.ThresholdRange{Max: ptrTo(0.01)},
-		}},
-	})
+	e.createGatewayRollout("web:1", []spec.Step{{SetWeight: ptrTo(20)}, {Pause: pause}, {SetWeight: ptrTo(60)}, {Pause: pause}}, errorRateAnalysis(prom.URL()))
 	e.waitFor("stable "+r1, func() bool {
 		ro, _ := e.rollout()
 		return ro.Status.StableRevision == r1 && slices.Equal(e.routeWeights(), []string{":web-a=100"})
@@ -452,7 +460,10 @@ func TestCanarySequentialJudge(t *testing.T) {
 		ro, _ := e.rollout()
 		return ro.Status.StableRevision == r1 && slices.Equal(e.routeWeights(), []string{":web-a=100"})
 	})
-	time.Sleep(3 * time.Second) // some baseline seconds of stable in Prometheus
+	// The judge's baseline: a few seconds of stable's counters in Prometheus.
+	e.waitFor("3 scrapes of "+r1+"'s counters in Prometheus", func() bool {
+		return promValue(t, prom.URL(), `count_over_time(http_requests_total{version="`+r1+`",code="200"}[1m])`) >= 3
+	})
 	e.setImage("web:2")
 	e.waitFor("the bad canary "+r2+" rolled back by the judge", func() bool {
 		_, st := e.rollout()
@@ -504,15 +515,7 @@ func TestBlueGreenAnalysisSwitchesBack(t *testing.T) {
 	e.create("web:1", spec.BlueGreen{BakeDuration: spec.D(time.Minute), ScaleDownDelay: spec.D(time.Hour)})
 	e.waitStable(r1, "a")
 	e.edit(func(ro *v1alpha1.Rollout) {
-		ro.Spec.Analysis = &spec.Analysis{
-			Interval: spec.D(time.Second), Threshold: 2,
-			Metrics: []spec.Metric{{
-				Name: "error-rate",
-				Prometheus: &spec.PrometheusMetric{Address: prom.URL(), Query: `(sum(rate(http_requests_total{version="{{ version }}",code=~"5.."}[5s])) or vector(0))` +
-					` / sum(rate(http_requests_total{version="{{ version }}"}[5s]))`},
-				ThresholdRange: spec.ThresholdRange{Max: ptrTo(0.01)},
-			}},
-		}
+		ro.Spec.Analysis = errorRateAnalysis(prom.URL())
 		ro.Spec.Template = template("web:2")
 	})
 	var seen []string
@@ -536,4 +539,31 @@ func TestBlueGreenAnalysisSwitchesBack(t *testing.T) {
 		t.Fatalf("the selector never switched to slot b (went through %v): the check failed before the bake", seen)
 	}
 	t.Logf("selector went through slots %v; %s", seen, st.Last.Reason)
+}
+
+// promValue is the value of an instant query's first sample (0 when it
+// has none).
+func promValue(t *testing.T, address, query string) float64 {
+	t.Helper()
+	resp, err := http.Get(address + "/api/v1/query?query=" + url.QueryEscape(query))
+	if err != nil {
+		t.Fatalf("query Prometheus: %v", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("query Prometheus: %v", err)
+	}
+	if len(body.Data.Result) == 0 {
+		return 0
+	}
+	v, _ := body.Data.Result[0].Value[1].(string)
+	f, _ := strconv.ParseFloat(v, 64)
+	return f
 }

@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchyard/switchyard/api/v1alpha1"
@@ -59,24 +61,47 @@ func (p *plugin) run(args ...string) (string, int) {
 	return "", -1
 }
 
-// interrupted runs a command for d, then interrupts it (Ctrl-C), and
-// returns its output.
-func (p *plugin) interrupted(d time.Duration, args ...string) string {
+// interrupted runs a command until its output holds every one of want
+// (or a minute passes), then interrupts it (Ctrl-C), and returns its
+// output.
+func (p *plugin) interrupted(want []string, args ...string) string {
 	p.t.Helper()
 	cmd := exec.Command(p.kubectl, append([]string{"switchyard"}, args...)...)
 	cmd.Env = append(os.Environ(), "PATH="+p.path, "KUBECONFIG="+p.kc, "NO_COLOR=1")
+	var mu sync.Mutex
 	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	w := writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(b)
+	})
+	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	time.Sleep(d)
+	testenv.Poll(time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range want {
+			if !strings.Contains(out.String(), s) {
+				return false
+			}
+		}
+		return true
+	})
 	_ = cmd.Process.Signal(os.Interrupt)
-	if err := cmd.Wait(); err != nil {
+	err := cmd.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
 		p.t.Fatalf("kubectl switchyard %s, interrupted: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // must runs a command that must exit 0 and returns its output.
 func (p *plugin) must(args ...string) string {
@@ -168,7 +193,7 @@ func TestKubectlPlugin(t *testing.T) {
 	if !strings.Contains(out, "canary "+r2) || !strings.Contains(out, "target") {
 		t.Fatalf("status web does not show canary %s and its pods:\n%s", r2, out)
 	}
-	if out := p.interrupted(1500*time.Millisecond, append([]string{"status", "web", "--watch"}, ns...)...); !strings.Contains(out, "web Paused") || !strings.Contains(out, "step 2/3") {
+	if out := p.interrupted([]string{"web Paused", "step 2/3"}, append([]string{"status", "web", "--watch"}, ns...)...); !strings.Contains(out, "web Paused") || !strings.Contains(out, "step 2/3") {
 		t.Fatalf("status --watch does not show the rollout at its gate:\n%s", out)
 	}
 	if out := p.must(append([]string{"pause", "web"}, ns...)...); !strings.Contains(out, "pause web: done") {
@@ -188,12 +213,19 @@ func TestKubectlPlugin(t *testing.T) {
 	}
 
 	// The annotation still holds the promote: a restarted controller must
-	// not apply it to the next rollout's gate.
+	// not apply it again. Every reconcile runs the request check right
+	// after it submits a template change, so the one that deployed r3 has
+	// seen the standing request by the time r3 reaches its gate: applied,
+	// it would have promoted (or been refused, overwriting the answer).
+	before, _ := e.rollout()
+	answered := before.Status.LastRequest.DeepCopy()
 	ctl.stop()
 	e.setImage("web:3")
 	ctl = e.startController(false)
 	e.waitStep(r3, rollout.StepGate)
-	time.Sleep(time.Second) // a few reconciles (the tick is 100ms)
+	if ro, _ := e.rollout(); !equality.Semantic.DeepEqual(ro.Status.LastRequest, answered) {
+		t.Fatalf("after a restart the standing request was answered again: %+v, was %+v", ro.Status.LastRequest, answered)
+	}
 	if _, st := e.rollout(); st.Rollout == nil || st.Rollout.Version != r3 || e.countHistory("promote") != 1 {
 		t.Fatalf("after a restart the standing promote request was applied again: rollout %+v, %d promotes", st.Rollout, e.countHistory("promote"))
 	}
